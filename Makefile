@@ -1,0 +1,43 @@
+# The two commands a new user needs: `make dev` (run the whole stack locally) and `make test`.
+# Every target installs what it needs itself (Python venv, npm packages), idempotently.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: dev test lint typecheck unit deps clean help
+
+help:
+	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
+	@echo "make test   run the linters, the type checker and every test"
+	@echo "make deps   install the Python venv and the npm packages (done by the targets above)"
+
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(PY_STAMP) $(NODE_STAMP)
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(PY_STAMP)
+	$(VENV)/bin/mypy
+
+test: deps lint typecheck
+	$(PY) -m pytest -q
+
+dev: deps
+	@test -f local.settings.json || { cp local.settings.json.example local.settings.json 2>/dev/null && echo "wrote local.settings.json from the example"; } || true
+	$(PY) -m devstack up
+
+clean:
+	rm -rf $(VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache

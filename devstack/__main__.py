@@ -1,0 +1,51 @@
+"""``python -m devstack up``: start the whole local stack and keep it running until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from devstack.azurite import AzuriteNotInstalled
+from devstack.stack import StackAlreadyRunning, app_exists, start_stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the requested command; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start Azurite, the emulators and the Functions host")
+    up.add_argument("--no-host", action="store_true", help="start only the storage and service emulators")
+    up.add_argument("--in-memory", action="store_true", help="keep Azurite's data in memory only")
+    up.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    try:
+        stack = start_stack(with_host=not args.no_host and app_exists(), persist=not args.in_memory)
+    except (StackAlreadyRunning, AzuriteNotInstalled) as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        print("devstack ready:", flush=True)
+        for line in stack.describe():
+            print("  " + line, flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop.wait(1.0):
+            host = stack.functions_host
+            if host is not None and host.process.poll() is not None:
+                print(f"devstack: the functions host exited ({host.process.returncode})", file=sys.stderr)
+                return 1
+    finally:
+        stack.stop()
+        print("devstack stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

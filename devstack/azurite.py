@@ -1,0 +1,143 @@
+"""Start and stop Azurite, the official Azure Storage emulator, installed from npm (package.json).
+
+``start_azurite()`` runs it on free (or given) ports, in memory for tests or with a data folder for
+local runs, waits until every service answers and returns its connection string.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.net import free_port, wait_for_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_NAME = "devstoreaccount1"
+# Azurite's well-known development key (public, documented by Microsoft); it only works locally.
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class AzuriteNotInstalled(RuntimeError):
+    """Azurite's npm package is missing; ``make dev`` / ``make test`` install it (npm ci)."""
+
+
+def connection_string(host: str, blob_port: int, queue_port: int, table_port: int) -> str:
+    """The storage connection string for an Azurite listening on the given ports."""
+    return (
+        "DefaultEndpointsProtocol=http;"
+        f"AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint=http://{host}:{blob_port}/{ACCOUNT_NAME};"
+        f"QueueEndpoint=http://{host}:{queue_port}/{ACCOUNT_NAME};"
+        f"TableEndpoint=http://{host}:{table_port}/{ACCOUNT_NAME};"
+    )
+
+
+def azurite_executable() -> Path:
+    """Path of the pinned Azurite launcher in node_modules; raise AzuriteNotInstalled if absent."""
+    path = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+    if not path.exists():
+        raise AzuriteNotInstalled(
+            f"{path} not found: run `make deps` (or `npm ci`) to install the pinned Azurite"
+        )
+    return path
+
+
+@dataclass
+class RunningAzurite:
+    """A running Azurite process and the ports of its blob, queue and table services."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    blob_port: int
+    queue_port: int
+    table_port: int
+    location: Path
+    _temporary_location: bool = False
+
+    @property
+    def connection_string(self) -> str:
+        """Connection string for the SDKs and the Functions host (``AzureWebJobsStorage``)."""
+        return connection_string(self.host, self.blob_port, self.queue_port, self.table_port)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop Azurite and everything it started; remove its temporary folder."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+            except ProcessLookupError:
+                pass
+        if self._temporary_location:
+            shutil.rmtree(self.location, ignore_errors=True)
+
+
+def start_azurite(
+    host: str = "127.0.0.1",
+    blob_port: int = 0,
+    queue_port: int = 0,
+    table_port: int = 0,
+    location: Path | None = None,
+    in_memory: bool = True,
+    log_file: Path | None = None,
+    timeout: float = 60.0,
+) -> RunningAzurite:
+    """Start Azurite on the given ports (0 = a free port) and wait until all three services answer.
+
+    ``in_memory`` keeps data in memory (tests); otherwise data lives in ``location`` (local runs).
+    Raises AzuriteNotInstalled, or RuntimeError/TimeoutError when it does not come up.
+    """
+    executable = azurite_executable()
+    ports = [port or free_port(host) for port in (blob_port, queue_port, table_port)]
+    temporary = location is None
+    folder = Path(tempfile.mkdtemp(prefix="azurite-")) if location is None else location
+    folder.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(executable),
+        "--blobHost", host, "--blobPort", str(ports[0]),
+        "--queueHost", host, "--queuePort", str(ports[1]),
+        "--tableHost", host, "--tablePort", str(ports[2]),
+        "--skipApiVersionCheck",
+        "--disableProductStyleUrl",
+    ]
+    # Azurite refuses --location together with --inMemoryPersistence.
+    args += ["--inMemoryPersistence"] if in_memory else ["--location", str(folder)]
+    if log_file is None:
+        args.append("--silent")
+    else:
+        args += ["--debug", str(log_file)]
+    process = subprocess.Popen(
+        args,
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, so stop() also ends node's children
+    )
+    running = RunningAzurite(process, host, ports[0], ports[1], ports[2], folder, temporary)
+    try:
+        for port in ports:
+            _wait(process, host, port, timeout)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def _wait(process: subprocess.Popen[bytes], host: str, port: int, timeout: float) -> None:
+    try:
+        wait_for_port(host, port, timeout)
+    except TimeoutError:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"Azurite exited with code {process.returncode}: {stderr.strip()}") from None
+        raise
+    if process.poll() is not None:
+        raise RuntimeError(f"Azurite exited with code {process.returncode} (port {port} in use?)")

@@ -1,0 +1,151 @@
+"""The whole local stack in one process: Azurite, both emulators and (when the app exists) the Functions host.
+
+Ports and development keys are fixed and match ``local.settings.json.example``, so the app's settings
+work unchanged. The keys are public development values: never use them for anything real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.azurite import RunningAzurite, start_azurite
+from devstack.net import port_is_open
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = REPO_ROOT / ".devstack"
+
+HOST = "127.0.0.1"
+AZURITE_PORTS = (10000, 10001, 10002)
+WEBPUBSUB_PORT = 8080
+NOTIFICATION_HUBS_PORT = 8081
+FUNCTIONS_PORT = 7071
+HUB = "notify"
+WEBPUBSUB_DEV_KEY = "devstack-webpubsub-access-key-not-secret-0000000000"
+NOTIFICATION_HUBS_DEV_KEY = "devstack-notificationhubs-full-key-not-secret-00000"
+NOTIFICATION_HUBS_DEV_LISTEN_KEY = "devstack-notificationhubs-listen-key-not-secret-000"
+
+
+class StackAlreadyRunning(RuntimeError):
+    """Another local stack (or something else) already holds one of the stack's ports."""
+
+
+@dataclass
+class RunningStack:
+    """What ``devstack up`` started; :meth:`stop` ends all of it in reverse order."""
+
+    azurite: RunningAzurite
+    webpubsub: Any
+    notification_hubs: Any
+    functions_host: Any = None
+    _stopped: bool = field(default=False, repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """App settings pointing the function app at this stack."""
+        return {
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "WebPubSubConnectionString": self.webpubsub.connection_string,
+            "WebPubSubHub": HUB,
+            "NOTIFICATION_HUBS_CONNECTION_STRING": self.notification_hubs.connection_string,
+            "NOTIFICATION_HUB_NAME": HUB,
+        }
+
+    def describe(self) -> list[str]:
+        """Human-readable lines: what runs where."""
+        lines = [
+            f"azurite            blob/queue/table on {HOST}:{AZURITE_PORTS[0]}-{AZURITE_PORTS[2]}",
+            f"  AzureWebJobsStorage={self.azurite.connection_string}",
+            f"web pubsub         {self.webpubsub.endpoint} (hub '{HUB}')",
+            f"  WebPubSubConnectionString={self.webpubsub.connection_string}",
+            f"notification hubs  {self.notification_hubs.base_url} (hub '{HUB}', pushes: "
+            f"{self.notification_hubs.base_url}/_devstack/pushes)",
+            f"  NOTIFICATION_HUBS_CONNECTION_STRING={self.notification_hubs.connection_string}",
+        ]
+        if self.functions_host is not None:
+            lines.append(f"functions host     {self.functions_host.url} (API under /api/)")
+        return lines
+
+    def stop(self) -> None:
+        """Stop everything that was started; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for part in (self.functions_host, self.notification_hubs, self.webpubsub, self.azurite):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.stop()
+
+
+def check_ports_free(with_host: bool) -> None:
+    """Raise StackAlreadyRunning naming the first busy port."""
+    ports = [*AZURITE_PORTS, WEBPUBSUB_PORT, NOTIFICATION_HUBS_PORT] + ([FUNCTIONS_PORT] if with_host else [])
+    for port in ports:
+        if port_is_open(HOST, port):
+            raise StackAlreadyRunning(
+                f"port {port} on {HOST} is already in use: is another `make dev` running? Stop it first."
+            )
+
+
+def start_stack(with_host: bool = True, persist: bool = True) -> RunningStack:
+    """Start Azurite, the emulators and (``with_host``) the Functions host on the fixed dev ports."""
+    from devstack.notificationhubs import start_notification_hubs_emulator
+    from devstack.webpubsub import EventHandlerSettings, HubSettings, start_webpubsub_emulator
+
+    check_ports_free(with_host)
+    STATE_DIR.mkdir(exist_ok=True)
+    azurite = start_azurite(
+        HOST, *AZURITE_PORTS, location=STATE_DIR / "azurite", in_memory=not persist
+    )
+    stack = RunningStack(azurite, None, None)
+    try:
+        handler = EventHandlerSettings(
+            url_template=f"http://{HOST}:{FUNCTIONS_PORT}/runtime/webhooks/webpubsub",
+            user_event_pattern="*",
+            system_events=["connected", "disconnected"],
+        )
+        stack.webpubsub = start_webpubsub_emulator(
+            HOST, WEBPUBSUB_PORT, access_key=WEBPUBSUB_DEV_KEY, hubs={HUB: HubSettings([handler])}
+        )
+        stack.notification_hubs = start_notification_hubs_emulator(
+            HOST,
+            NOTIFICATION_HUBS_PORT,
+            hubs=(HUB,),
+            full_key=NOTIFICATION_HUBS_DEV_KEY,
+            listen_key=NOTIFICATION_HUBS_DEV_LISTEN_KEY,
+        )
+        if with_host:
+            from devstack.functions_host.process import start_functions_host_process
+
+            settings = REPO_ROOT / "local.settings.json"
+            stack.functions_host = start_functions_host_process(
+                REPO_ROOT,
+                port=FUNCTIONS_PORT,
+                env=stack.environment(),
+                settings_file=settings if settings.exists() else None,
+            )
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@contextlib.contextmanager
+def running_stack(with_host: bool = True, persist: bool = True) -> Iterator[RunningStack]:
+    """Context manager around :func:`start_stack` that always stops what it started."""
+    stack = start_stack(with_host=with_host, persist=persist)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def app_exists() -> bool:
+    """True when the function app (function_app.py) is present to be hosted."""
+    return (REPO_ROOT / "function_app.py").exists() and os.environ.get("DEVSTACK_NO_HOST") != "1"

@@ -1,0 +1,1 @@
+"""The notification domain: messages, delivery decisions, presence, devices and push."""

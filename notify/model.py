@@ -1,0 +1,42 @@
+"""The notification as the whole app sees it once a queue message has been validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Delivery(StrEnum):
+    """Which channel(s) a notification may use."""
+
+    AUTO = "auto"  # in-app when the user is online and acks in time, push otherwise
+    REALTIME = "realtime"  # in-app only
+    PUSH = "push"  # push only
+    BOTH = "both"  # in-app and push; the client drops the duplicate by notificationId
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A validated notification (queue message schema v1)."""
+
+    notification_id: str
+    user_id: str
+    title: str
+    body: str
+    type: str = "default"
+    data: dict[str, Any] = field(default_factory=dict)
+    delivery: Delivery = Delivery.AUTO
+    ttl_seconds: int | None = None
+    enqueued_at: float | None = None  # unix seconds, set by the producer; used for latency logs
+
+    def envelope(self) -> dict[str, Any]:
+        """The in-app message sent over Web PubSub (and the property bag for push templates)."""
+        return {
+            "kind": "notification",
+            "notificationId": self.notification_id,
+            "title": self.title,
+            "body": self.body,
+            "type": self.type,
+            "data": self.data,
+        }

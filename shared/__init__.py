@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the function app: settings, errors, auth, clients, logging."""

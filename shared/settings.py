@@ -1,0 +1,227 @@
+"""The app's one settings object. Every setting is read here and nowhere else.
+
+Built lazily by :func:`get_settings` (cached) so importing ``function_app`` never fails on
+configuration; a missing or malformed setting raises :class:`ConfigurationError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from shared.errors import ConfigurationError
+
+#: Settings that binding expressions (``%NAME%``) in function_app.py refer to.
+BINDING_SETTINGS = ("NOTIFICATIONS_QUEUE", "DEADLINES_QUEUE", "PRESENCE_SWEEP_SCHEDULE", "WebPubSubHub")
+
+DEFAULTS: dict[str, str] = {
+    "WebPubSubHub": "notify",
+    "NOTIFICATIONS_QUEUE": "notifications",
+    "DEADLINES_QUEUE": "notification-deadlines",
+    "PRESENCE_TABLE": "presence",
+    "DELIVERIES_TABLE": "deliveries",
+    "DEVICES_TABLE": "devices",
+    "ACK_TIMEOUT_SECONDS": "10",
+    "CLIENT_TOKEN_MINUTES": "60",
+    "PRESENCE_SWEEP_SCHEDULE": "0 */5 * * * *",
+    "PRESENCE_STALE_SECONDS": "300",
+    "AUTH_USER_CLAIM": "sub",
+    "AUTH_APP_SERVICE_ENABLED": "false",
+    "AUTH_DEV_ISSUER": "notify-dev",
+    "AUTH_DEV_AUDIENCE": "notify",
+    "RETRY_MAX_ATTEMPTS": "4",
+    "RETRY_BUDGET_SECONDS": "20",
+}
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where queues and tables live: a connection string locally, or identity-based in Azure."""
+
+    connection_string: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WebPubSubSettings:
+    """The Web PubSub service: a key-based connection string, or an endpoint used with an identity."""
+
+    hub: str
+    connection_string: str | None = None
+    endpoint: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How callers of the HTTP functions are authenticated. Nothing configured: everything is refused."""
+
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    user_claim: str = "sub"
+    app_service_enabled: bool = False
+    dev_secret: str | None = None
+    dev_issuer: str = "notify-dev"
+    dev_audience: str = "notify"
+
+    @property
+    def any_configured(self) -> bool:
+        """True when at least one way of authenticating is configured."""
+        return bool(self.oidc_issuer or self.app_service_enabled or self.dev_secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the app reads (see the README's configuration table)."""
+
+    storage: StorageSettings
+    webpubsub: WebPubSubSettings
+    notification_hubs_connection_string: str
+    notification_hub_name: str | None
+    notifications_queue: str
+    deadlines_queue: str
+    presence_table: str
+    deliveries_table: str
+    devices_table: str
+    ack_timeout_seconds: int
+    client_token_minutes: int
+    presence_stale_seconds: int
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    retry_max_attempts: int = 4
+    retry_budget_seconds: float = 20.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping; raise ConfigurationError naming a bad setting."""
+        reader = _Reader(environ)
+        return cls(
+            storage=_storage(reader),
+            webpubsub=_webpubsub(reader),
+            notification_hubs_connection_string=reader.required("NOTIFICATION_HUBS_CONNECTION_STRING"),
+            notification_hub_name=reader.optional("NOTIFICATION_HUB_NAME"),
+            notifications_queue=reader.queue_name("NOTIFICATIONS_QUEUE"),
+            deadlines_queue=reader.queue_name("DEADLINES_QUEUE"),
+            presence_table=reader.table_name("PRESENCE_TABLE"),
+            deliveries_table=reader.table_name("DELIVERIES_TABLE"),
+            devices_table=reader.table_name("DEVICES_TABLE"),
+            ack_timeout_seconds=reader.integer("ACK_TIMEOUT_SECONDS", minimum=0, maximum=600),
+            client_token_minutes=reader.integer("CLIENT_TOKEN_MINUTES", minimum=1, maximum=24 * 60),
+            presence_stale_seconds=reader.integer("PRESENCE_STALE_SECONDS", minimum=30, maximum=86400),
+            auth=_auth(reader),
+            retry_max_attempts=reader.integer("RETRY_MAX_ATTEMPTS", minimum=1, maximum=10),
+            retry_budget_seconds=float(reader.integer("RETRY_BUDGET_SECONDS", minimum=1, maximum=600)),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings.from_environ(os.environ)
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        if value:
+            return value
+        return DEFAULTS.get(name)
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise ConfigurationError(name, "is required but not set")
+        return value
+
+    def integer(self, name: str, minimum: int, maximum: int) -> int:
+        raw = self.required(name)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigurationError(name, f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        raw = self.required(name).lower()
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(name, f"must be true or false, got {raw!r}")
+
+    def queue_name(self, name: str) -> str:
+        value = self.required(name)
+        # Storage queue names: 3-63 chars, lowercase letters, digits and single hyphens.
+        ok = 3 <= len(value) <= 63 and value[0].isalnum() and value[-1].isalnum() and "--" not in value
+        if not ok or not all(c.islower() or c.isdigit() or c == "-" for c in value):
+            raise ConfigurationError(name, f"{value!r} is not a valid storage queue name")
+        return value
+
+    def table_name(self, name: str) -> str:
+        value = self.required(name)
+        if not (3 <= len(value) <= 63 and value[0].isalpha() and value.isalnum() and value.isascii()):
+            raise ConfigurationError(name, f"{value!r} is not a valid table name (3-63 letters and digits)")
+        return value
+
+
+def _storage(reader: _Reader) -> StorageSettings:
+    connection_string = reader.optional("AzureWebJobsStorage")
+    if connection_string:
+        return StorageSettings(connection_string=connection_string)
+    account = reader.optional("AzureWebJobsStorage__accountName")
+    queue_uri = reader.optional("AzureWebJobsStorage__queueServiceUri")
+    table_uri = reader.optional("AzureWebJobsStorage__tableServiceUri")
+    if account:
+        queue_uri = queue_uri or f"https://{account}.queue.core.windows.net"
+        table_uri = table_uri or f"https://{account}.table.core.windows.net"
+    if not (queue_uri and table_uri):
+        raise ConfigurationError(
+            "AzureWebJobsStorage",
+            "set a connection string, or AzureWebJobsStorage__accountName (or both "
+            "AzureWebJobsStorage__queueServiceUri and __tableServiceUri) for managed identity",
+        )
+    return StorageSettings(
+        queue_service_uri=queue_uri,
+        table_service_uri=table_uri,
+        client_id=reader.optional("AzureWebJobsStorage__clientId"),
+    )
+
+
+def _webpubsub(reader: _Reader) -> WebPubSubSettings:
+    hub = reader.required("WebPubSubHub")
+    if not (hub[0].isalpha() and all(c.isalnum() or c == "_" for c in hub) and len(hub) <= 127):
+        raise ConfigurationError("WebPubSubHub", f"{hub!r} is not a valid hub name (letters, digits, _)")
+    connection_string = reader.optional("WebPubSubConnectionString")
+    if connection_string:
+        return WebPubSubSettings(hub=hub, connection_string=connection_string)
+    endpoint = reader.optional("WebPubSubConnectionString__serviceUri")
+    if not endpoint:
+        raise ConfigurationError(
+            "WebPubSubConnectionString",
+            "set a connection string, or WebPubSubConnectionString__serviceUri for managed identity",
+        )
+    return WebPubSubSettings(
+        hub=hub, endpoint=endpoint, client_id=reader.optional("WebPubSubConnectionString__clientId")
+    )
+
+
+def _auth(reader: _Reader) -> AuthSettings:
+    return AuthSettings(
+        oidc_issuer=reader.optional("AUTH_OIDC_ISSUER"),
+        oidc_audience=reader.optional("AUTH_OIDC_AUDIENCE"),
+        oidc_jwks_url=reader.optional("AUTH_OIDC_JWKS_URL"),
+        user_claim=reader.required("AUTH_USER_CLAIM"),
+        app_service_enabled=reader.boolean("AUTH_APP_SERVICE_ENABLED"),
+        dev_secret=reader.optional("AUTH_DEV_SECRET"),
+        dev_issuer=reader.required("AUTH_DEV_ISSUER"),
+        dev_audience=reader.required("AUTH_DEV_AUDIENCE"),
+    )
