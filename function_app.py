@@ -1,0 +1,11 @@
+"""The function app: creates the FunctionApp and registers every blueprint. Nothing else."""
+
+import azure.functions as func
+
+from notify.blueprints import devices, negotiate, notifier, presence
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(negotiate.bp)
+app.register_functions(devices.bp)
+app.register_functions(presence.bp)
+app.register_functions(notifier.bp)

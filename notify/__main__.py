@@ -1,0 +1,70 @@
+"""Developer CLI: ``python -m notify send --user alice --title T --body B`` prints the notificationId."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from notify.client import NotificationClient
+from notify.model import Delivery
+from shared.errors import NotifyError
+from shared.settings import DEFAULTS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m notify", description="Notification service tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    send = commands.add_parser("send", help="enqueue one notification")
+    send.add_argument("--user", required=True, help="recipient user id")
+    send.add_argument("--title", required=True)
+    send.add_argument("--body", required=True)
+    send.add_argument("--type", default="default")
+    send.add_argument("--data", default="{}", help="JSON object of extra data")
+    send.add_argument("--delivery", default="auto", choices=[d.value for d in Delivery])
+    send.add_argument("--id", dest="notification_id", help="notificationId (default: a new uuid)")
+    send.add_argument("--ttl", type=int, dest="ttl_seconds", help="time to live in seconds")
+    # A developer tool, not the app: its defaults come from the same variables the app reads.
+    send.add_argument(
+        "--connection-string",
+        default=os.environ.get("AzureWebJobsStorage"),  # noqa: SIM112 - the Functions setting name
+        help="storage connection string (default: $AzureWebJobsStorage)",
+    )
+    send.add_argument(
+        "--queue",
+        default=os.environ.get("NOTIFICATIONS_QUEUE") or DEFAULTS["NOTIFICATIONS_QUEUE"],
+        help="queue name (default: $NOTIFICATIONS_QUEUE or 'notifications')",
+    )
+    args = parser.parse_args(argv)
+    if not args.connection_string:
+        parser.error("--connection-string or AzureWebJobsStorage is required")
+    try:
+        data = json.loads(args.data)
+    except ValueError as exc:
+        parser.error(f"--data is not JSON: {exc}")
+    if not isinstance(data, dict):
+        parser.error("--data must be a JSON object")
+    client = NotificationClient.from_connection_string(args.connection_string, args.queue)
+    try:
+        notification_id = client.send(
+            args.user,
+            args.title,
+            args.body,
+            type=args.type,
+            data=data,
+            delivery=args.delivery,
+            notification_id=args.notification_id,
+            ttl_seconds=args.ttl_seconds,
+        )
+    except NotifyError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print(notification_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

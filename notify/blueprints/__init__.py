@@ -1,0 +1,1 @@
+"""HTTP, queue, timer and Web PubSub triggers; each module exposes ``bp = func.Blueprint()``."""

@@ -1,0 +1,162 @@
+"""Queue-triggered delivery: the notifications queue and the ack-deadlines queue.
+
+The triggers are thin: they build (once per process) a Notifier from settings and call
+:func:`process_notification_message` / :func:`process_deadline_message`, which tests call with their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+import azure.functions as func
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient, TextBase64EncodePolicy
+
+from notify.deliveries import DeliveryStore, translate_azure_error
+from notify.message import parse_message
+from notify.notifier import MessageQueue, Notifier, PushSending
+from notify.presence import PresenceStore
+from notify.realtime import get_realtime_sender
+from shared.errors import InvalidMessageError
+from shared.retry import RetryPolicy
+from shared.settings import Settings, StorageSettings, get_settings
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+@bp.queue_trigger(arg_name="msg", queue_name="%NOTIFICATIONS_QUEUE%", connection="AzureWebJobsStorage")
+def deliver_notification(msg: func.QueueMessage) -> None:
+    """Deliver one notification from the notifications queue."""
+    settings = get_settings()
+    poison = get_queue_client(settings.notifications_queue + "-poison", binary=True)
+    process_notification_message(msg, get_notifier(), poison)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name="%DEADLINES_QUEUE%", connection="AzureWebJobsStorage")
+def push_after_deadline(msg: func.QueueMessage) -> None:
+    """Push a notification whose in-app ack did not arrive in time."""
+    process_deadline_message(msg, get_notifier())
+
+
+def process_notification_message(
+    msg: func.QueueMessage, notifier: Notifier, poison_queue: QueueClient
+) -> None:
+    """Parse and deliver; an invalid message goes to the poison queue at once (TransientError propagates).
+
+    ``poison_queue`` must encode with ``BinaryBase64EncodePolicy`` (the original bytes are re-enqueued).
+    """
+    body = msg.get_body()
+    try:
+        notification = parse_message(body, msg.id)
+    except InvalidMessageError as exc:
+        logger.error(
+            "queue message %s is invalid (%s, field %s); moved to the poison queue",
+            msg.id,
+            exc.message,
+            exc.field,
+        )
+        _send_to_poison(poison_queue, body)
+        return
+    notifier.handle(notification)
+
+
+def process_deadline_message(msg: func.QueueMessage, notifier: Notifier) -> None:
+    """Handle an ack deadline ``{"userId", "notificationId"}``; malformed ones are logged and dropped."""
+    try:
+        document = json.loads(msg.get_body().decode("utf-8"))
+        user_id = document["userId"]
+        notification_id = document["notificationId"]
+        if not (isinstance(user_id, str) and isinstance(notification_id, str)):
+            raise TypeError("ids must be strings")
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.error("deadline message %s is malformed (%s); dropped", msg.id, type(exc).__name__)
+        return
+    notifier.handle_deadline(user_id, notification_id)
+
+
+def _send_to_poison(poison_queue: QueueClient, body: bytes) -> None:
+    try:
+        try:
+            poison_queue.send_message(body)
+        except ResourceNotFoundError:
+            with contextlib.suppress(ResourceExistsError):
+                poison_queue.create_queue()
+            poison_queue.send_message(body)
+    except AzureError as exc:
+        raise translate_azure_error(exc, "queue storage", "send to poison queue") from exc
+
+
+# ---- clients, built once per process from settings ------------------------------------------------------
+
+
+def _credential(storage: StorageSettings) -> Any:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if storage.client_id:
+        return ManagedIdentityCredential(client_id=storage.client_id)
+    return DefaultAzureCredential()
+
+
+@lru_cache(maxsize=8)
+def get_queue_client(queue_name: str, binary: bool = False) -> QueueClient:
+    """A base64-encoding QueueClient for ``queue_name`` (Text policy, or Binary for raw bodies)."""
+    storage = get_settings().storage
+    policy = BinaryBase64EncodePolicy() if binary else TextBase64EncodePolicy()
+    if storage.connection_string:
+        return QueueClient.from_connection_string(
+            storage.connection_string, queue_name, message_encode_policy=policy
+        )
+    assert storage.queue_service_uri is not None
+    return QueueClient(
+        storage.queue_service_uri, queue_name, credential=_credential(storage), message_encode_policy=policy
+    )
+
+
+@lru_cache(maxsize=8)
+def get_table_client(table_name: str) -> TableClient:
+    """A TableClient for ``table_name``, creating the table on first use if it is missing."""
+    storage = get_settings().storage
+    if storage.connection_string:
+        service = TableServiceClient.from_connection_string(storage.connection_string)
+    else:
+        assert storage.table_service_uri is not None
+        service = TableServiceClient(storage.table_service_uri, credential=_credential(storage))
+    try:
+        service.create_table_if_not_exists(table_name)
+    except AzureError as exc:  # not fatal: the table may exist and creation may simply not be allowed
+        logger.warning("could not ensure table %s exists: %s", table_name, type(exc).__name__)
+    return service.get_table_client(table_name)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy the settings ask for."""
+    return RetryPolicy(attempts=settings.retry_max_attempts, budget_seconds=settings.retry_budget_seconds)
+
+
+def _push_sender(settings: Settings) -> PushSending:
+    from notify.push import get_push_sender
+
+    sender: PushSending = get_push_sender()
+    return sender
+
+
+@lru_cache(maxsize=1)
+def get_notifier() -> Notifier:
+    """The process-wide Notifier built from :func:`get_settings`."""
+    settings = get_settings()
+    deadlines: MessageQueue = get_queue_client(settings.deadlines_queue)
+    return Notifier(
+        deliveries=DeliveryStore(get_table_client(settings.deliveries_table)),
+        presence=PresenceStore(get_table_client(settings.presence_table)),
+        realtime=get_realtime_sender(),
+        push=_push_sender(settings),
+        deadline_queue=deadlines,
+        ack_timeout_seconds=settings.ack_timeout_seconds,
+        retry=retry_policy(settings),
+    )

@@ -1,0 +1,127 @@
+"""Presence from Web PubSub system events, in-app acks from the ``ack`` user event, and the stale sweep.
+
+The ``request`` argument arrives as a JSON string (AZURE-CONTRACTS 3.2); the user id always comes from
+``connectionContext.userId`` (set by the service from the client's token), never from the payload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+import azure.functions as func
+
+from notify.blueprints.notifier import get_notifier, get_table_client
+from notify.notifier import Notifier
+from notify.presence import PresenceStore
+from notify.realtime import RealtimeSender, get_realtime_sender
+from shared.settings import get_settings
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+@bp.generic_trigger(
+    arg_name="request",
+    type="webPubSubTrigger",
+    hub="%WebPubSubHub%",
+    eventType="system",
+    eventName="connected",
+)
+def presence_connected(request: str) -> None:
+    """Record a new connection."""
+    handle_connected(request, get_presence_store())
+
+
+@bp.generic_trigger(
+    arg_name="request",
+    type="webPubSubTrigger",
+    hub="%WebPubSubHub%",
+    eventType="system",
+    eventName="disconnected",
+)
+def presence_disconnected(request: str) -> None:
+    """Forget a closed connection."""
+    handle_disconnected(request, get_presence_store())
+
+
+@bp.generic_trigger(
+    arg_name="request", type="webPubSubTrigger", hub="%WebPubSubHub%", eventType="user", eventName="ack"
+)
+def notification_ack(request: str) -> dict[str, Any] | None:
+    """Record a client's ack of an in-app notification."""
+    return handle_ack(request, get_notifier())
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%PRESENCE_SWEEP_SCHEDULE%", run_on_startup=False)
+def presence_sweep(timer: func.TimerRequest) -> None:
+    """Remove presence rows whose connection is gone (lost ``disconnected`` events)."""
+    sweep_presence(get_presence_store(), get_realtime_sender(), get_settings().presence_stale_seconds)
+
+
+def handle_connected(request: str | bytes, presence: PresenceStore) -> None:
+    """Record the connection of a ``connected`` event; events without a user are ignored."""
+    context = _connection_context(request)
+    user_id, connection_id = context.get("userId"), context.get("connectionId")
+    if not (isinstance(user_id, str) and user_id and isinstance(connection_id, str) and connection_id):
+        logger.warning("connected event without userId or connectionId ignored")
+        return
+    presence.connected(user_id, connection_id)
+
+
+def handle_disconnected(request: str | bytes, presence: PresenceStore) -> None:
+    """Remove the connection of a ``disconnected`` event (already gone is fine)."""
+    context = _connection_context(request)
+    user_id, connection_id = context.get("userId"), context.get("connectionId")
+    if not (isinstance(user_id, str) and user_id and isinstance(connection_id, str) and connection_id):
+        return
+    presence.disconnected(user_id, connection_id)
+
+
+def handle_ack(request: str | bytes, notifier: Notifier) -> dict[str, Any] | None:
+    """Mark the notification named in ``data.notificationId`` acked for the connection's own user."""
+    event = _load(request)
+    context = event.get("connectionContext") or {}
+    user_id = context.get("userId") if isinstance(context, dict) else None
+    if not isinstance(user_id, str) or not user_id:
+        logger.warning("ack from a connection without a user ignored")
+        return None
+    data = event.get("data")
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    notification_id = data.get("notificationId") if isinstance(data, dict) else None
+    if not isinstance(notification_id, str) or not notification_id or len(notification_id) > 128:
+        logger.warning("ack without a valid notificationId ignored")
+        return None
+    notifier.handle_ack(user_id, notification_id)
+    return None
+
+
+def sweep_presence(presence: PresenceStore, realtime: RealtimeSender, older_than_seconds: float) -> int:
+    """Delete presence rows older than the age whose connection Web PubSub no longer knows."""
+    return presence.sweep(older_than_seconds, realtime.connection_exists)
+
+
+@lru_cache(maxsize=1)
+def get_presence_store() -> PresenceStore:
+    """The process-wide PresenceStore built from settings."""
+    return PresenceStore(get_table_client(get_settings().presence_table))
+
+
+def _load(request: str | bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(request)
+    except ValueError:
+        logger.warning("web pubsub event is not JSON; ignored")
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _connection_context(request: str | bytes) -> dict[str, Any]:
+    context = _load(request).get("connectionContext")
+    return context if isinstance(context, dict) else {}

@@ -1,0 +1,184 @@
+"""Parse and validate a notifications-queue message (schema v1, ``notify/notification.schema.json``).
+
+The runtime does not ship ``jsonschema``, so the rules are checked by hand here; a unit test keeps this
+parser and the schema file in agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from typing import Any
+
+from notify.model import Delivery, Notification
+from shared.errors import InvalidMessageError
+
+#: Largest accepted message body in bytes. Storage queue messages are limited to 64 KiB *after* the
+#: base64 encoding the Functions host expects (4/3 growth), so 48 KiB of JSON is the most that fits.
+MAX_MESSAGE_BYTES = 48 * 1024
+MAX_USER_ID_LENGTH = 256
+MAX_NOTIFICATION_ID_LENGTH = 128
+MAX_TYPE_LENGTH = 64
+MAX_TTL_SECONDS = 28 * 24 * 3600  # Notification Hubs' own maximum time to live (4 weeks)
+SCHEMA_VERSION = 1
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]+")
+_ALLOWED = frozenset(
+    {
+        "schemaVersion",
+        "userId",
+        "title",
+        "body",
+        "type",
+        "data",
+        "notificationId",
+        "delivery",
+        "ttlSeconds",
+        "enqueuedAt",
+    }
+)
+# Deterministic ids for messages that came without one: the same queue message id gives the same id.
+_QUEUE_ID_NAMESPACE = uuid.UUID("6f1c7c52-53b1-4d53-9a6e-1f0c2b8e4a10")
+
+
+def notification_id_for_queue_message(queue_message_id: str) -> str:
+    """The notificationId given to a message without one, derived from its queue message id."""
+    return "q-" + str(uuid.uuid5(_QUEUE_ID_NAMESPACE, queue_message_id))
+
+
+def parse_message(body: bytes, queue_message_id: str | None = None) -> Notification:
+    """Parse a queue message body into a Notification; raise InvalidMessageError with the reason.
+
+    A message without ``notificationId`` gets one derived from ``queue_message_id`` so that a redelivery
+    of the same queue message is recognised as a duplicate.
+    """
+    document = _decode(body)
+    notification_id = _optional_id(document)
+    if notification_id is None:
+        if not queue_message_id:
+            raise InvalidMessageError("notificationId is required when there is no queue message id",
+                                      field="notificationId")
+        notification_id = notification_id_for_queue_message(queue_message_id)
+    return Notification(
+        notification_id=notification_id,
+        user_id=_string(document, "userId", required=True, min_length=1, max_length=MAX_USER_ID_LENGTH),
+        title=_string(document, "title", required=True),
+        body=_string(document, "body", required=True),
+        type=_string(document, "type", default="default", min_length=1, max_length=MAX_TYPE_LENGTH),
+        data=_data(document),
+        delivery=_delivery(document),
+        ttl_seconds=_ttl(document),
+        enqueued_at=_enqueued_at(document),
+    )
+
+
+def validate_document(document: Any) -> None:
+    """Check an already-decoded message against schema v1; raise InvalidMessageError with the reason."""
+    if not isinstance(document, dict):
+        raise InvalidMessageError("the message must be a JSON object")
+    extra = sorted(set(document) - _ALLOWED)
+    if extra:
+        raise InvalidMessageError(f"unknown property {extra[0]!r}", field=extra[0])
+    if "schemaVersion" in document and not _is_int(document["schemaVersion"], SCHEMA_VERSION):
+        raise InvalidMessageError(f"schemaVersion must be {SCHEMA_VERSION}", field="schemaVersion")
+    _optional_id(document)
+    _string(document, "userId", required=True, min_length=1, max_length=MAX_USER_ID_LENGTH)
+    _string(document, "title", required=True)
+    _string(document, "body", required=True)
+    _string(document, "type", default="default", min_length=1, max_length=MAX_TYPE_LENGTH)
+    _data(document)
+    _delivery(document)
+    _ttl(document)
+    _enqueued_at(document)
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise InvalidMessageError(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidMessageError(f"message is not UTF-8 JSON: {exc}") from None
+    validate_document(document)
+    assert isinstance(document, dict)
+    return document
+
+
+def _is_int(value: Any, expected: int | None = None) -> bool:
+    # JSON Schema counts 3.0 as an integer; booleans are never numbers.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return False
+    return expected is None or value == expected
+
+
+def _string(
+    document: dict[str, Any],
+    name: str,
+    required: bool = False,
+    default: str = "",
+    min_length: int = 0,
+    max_length: int | None = None,
+) -> str:
+    if name not in document:
+        if required:
+            raise InvalidMessageError(f"{name} is required", field=name)
+        return default
+    value = document[name]
+    if not isinstance(value, str):
+        raise InvalidMessageError(f"{name} must be a string", field=name)
+    if len(value) < min_length:
+        raise InvalidMessageError(f"{name} must not be empty", field=name)
+    if max_length is not None and len(value) > max_length:
+        raise InvalidMessageError(f"{name} is longer than {max_length} characters", field=name)
+    return value
+
+
+def _optional_id(document: dict[str, Any]) -> str | None:
+    if "notificationId" not in document:
+        return None
+    value = _string(document, "notificationId", min_length=1, max_length=MAX_NOTIFICATION_ID_LENGTH)
+    if not _ID_PATTERN.fullmatch(value):
+        raise InvalidMessageError(
+            "notificationId may only contain letters, digits, '.', '_', ':' and '-'", field="notificationId"
+        )
+    return value
+
+
+def _data(document: dict[str, Any]) -> dict[str, Any]:
+    value = document.get("data", {})
+    if not isinstance(value, dict):
+        raise InvalidMessageError("data must be a JSON object", field="data")
+    return value
+
+
+def _delivery(document: dict[str, Any]) -> Delivery:
+    value = document.get("delivery", Delivery.AUTO.value)
+    if not isinstance(value, str) or value not in {d.value for d in Delivery}:
+        allowed = ", ".join(d.value for d in Delivery)
+        raise InvalidMessageError(f"delivery must be one of {allowed}", field="delivery")
+    return Delivery(value)
+
+
+def _ttl(document: dict[str, Any]) -> int | None:
+    if "ttlSeconds" not in document:
+        return None
+    value = document["ttlSeconds"]
+    if not _is_int(value) or not 1 <= value <= MAX_TTL_SECONDS:
+        raise InvalidMessageError(
+            f"ttlSeconds must be a whole number from 1 to {MAX_TTL_SECONDS}", field="ttlSeconds"
+        )
+    return int(value)
+
+
+def _enqueued_at(document: dict[str, Any]) -> float | None:
+    if "enqueuedAt" not in document:
+        return None
+    value = document["enqueuedAt"]
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0:
+        raise InvalidMessageError("enqueuedAt must be a non-negative number of unix seconds", "enqueuedAt")
+    return float(value)

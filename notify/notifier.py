@@ -1,0 +1,246 @@
+"""Deliver a notification: in-app over Web PubSub when the user is online, push otherwise.
+
+Delivery modes (``Notification.delivery``):
+
+* ``auto``: online → in-app, then a deadline message ``{"userId", "notificationId"}`` on the deadlines
+  queue, invisible for ``ack_timeout_seconds``; when it comes back unacked, push (exactly once).
+  ``ack_timeout_seconds == 0`` trusts presence: no deadline, no push. Offline → push at once.
+* ``realtime``: in-app only. ``push``: push only. ``both``: one of each.
+
+Every send claims its channel in the delivery row first (see :mod:`notify.deliveries`), so redelivered or
+concurrent messages never send twice on one channel. Sends are retried within the retry policy; a transient
+failure that outlives it releases the claim and propagates so the Functions host redelivers the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from azure.core.exceptions import AzureError
+
+from notify.deliveries import (
+    FINAL_STATUSES,
+    Channel,
+    DeliveryRecord,
+    DeliveryStore,
+    Status,
+    translate_azure_error,
+)
+from notify.model import Delivery, Notification
+from notify.presence import PresenceStore
+from shared.errors import NotifyError, TransientError
+from shared.log import log_outcome
+from shared.retry import RetryPolicy, call_with_retry
+
+logger = logging.getLogger(__name__)
+
+
+class PushResultLike(Protocol):
+    """What a push send reports: ``outcome`` is ``pushed`` or ``no_devices``."""
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def nh_notification_id(self) -> str | None: ...
+
+
+class PushSending(Protocol):
+    """Sends a notification as a push (``notify.push.PushSender``)."""
+
+    def send(self, notification: Notification) -> PushResultLike:
+        """Push the notification; raise TransientError (retryable) or another NotifyError."""
+        ...
+
+
+class RealtimeSending(Protocol):
+    """Sends a notification in-app (``notify.realtime.RealtimeSender``)."""
+
+    def send(self, notification: Notification) -> None:
+        """Send the envelope to the user's connections; raise TransientError or another NotifyError."""
+        ...
+
+
+class MessageQueue(Protocol):
+    """The part of ``azure.storage.queue.QueueClient`` the notifier uses."""
+
+    def send_message(self, content: Any, **kwargs: Any) -> Any:
+        """Enqueue a message."""
+        ...
+
+
+class Notifier:
+    """Decides how to deliver each notification and records what happened."""
+
+    def __init__(
+        self,
+        deliveries: DeliveryStore,
+        presence: PresenceStore,
+        realtime: RealtimeSending,
+        push: PushSending,
+        deadline_queue: MessageQueue,
+        ack_timeout_seconds: int,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._deliveries = deliveries
+        self._presence = presence
+        self._realtime = realtime
+        self._push = push
+        self._deadlines = deadline_queue
+        self._ack_timeout = ack_timeout_seconds
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+
+    def handle(self, notification: Notification) -> None:
+        """Deliver a notification from the queue. Raises TransientError when a retry may succeed."""
+        record, created = self._deliveries.accept(notification)
+        if not created:
+            logger.info("notification %s seen again (status %s)", notification.notification_id, record.status)
+            if record.status in (Status.FAILED, Status.EXPIRED):
+                return
+            notification = record.notification()
+        if self._expired(record, notification):
+            return
+        mode = notification.delivery
+        if mode is Delivery.PUSH:
+            self._send_push(record, notification)
+        elif mode is Delivery.REALTIME:
+            outcome, record = self._send_realtime(record, notification)
+            if outcome == "failed":
+                self._deliveries.set_status(record, Status.FAILED)
+        elif mode is Delivery.BOTH:
+            _, record = self._send_realtime(record, notification)
+            self._send_push(record, notification)
+        else:
+            self._handle_auto(record, notification)
+
+    def handle_deadline(self, user_id: str, notification_id: str) -> None:
+        """The ack deadline of an ``auto`` notification passed: push unless acked (at most once)."""
+        record = self._deliveries.get(user_id, notification_id)
+        if record is None:
+            logger.warning("deadline for unknown notification %s", notification_id)
+            return
+        if record.acked or record.status in FINAL_STATUSES or record.sent(Channel.PUSH):
+            logger.debug("deadline for %s: nothing to do (status %s)", notification_id, record.status)
+            return
+        notification = record.notification()
+        if self._expired(record, notification):
+            return
+        self._send_push(record, notification, allowed=_not_acked_nor_final)
+
+    def handle_ack(self, user_id: str, notification_id: str) -> bool:
+        """Record the user's ack of an in-app message; False if the user has no such notification."""
+        acked = self._deliveries.mark_acked(user_id, notification_id)
+        if acked:
+            record = self._deliveries.get(user_id, notification_id)
+            latency = self._latency_ms(record.notification()) if record is not None else None
+            log_outcome(notification_id, user_id, Channel.REALTIME, "acked", latency)
+        else:
+            logger.info("ack for unknown notification %s ignored", notification_id)
+        return acked
+
+    def _handle_auto(self, record: DeliveryRecord, notification: Notification) -> None:
+        push_started = record.sent(Channel.PUSH) or self._deliveries.claim_is_live(record, Channel.PUSH)
+        if record.status in FINAL_STATUSES or push_started:
+            return
+        if not record.sent(Channel.REALTIME):
+            if not self._presence.is_online(notification.user_id):
+                self._send_push(record, notification, allowed=_not_acked_nor_final)
+                return
+            outcome, record = self._send_realtime(record, notification)
+            if outcome == "failed":
+                self._send_push(record, notification, allowed=_not_acked_nor_final)
+                return
+            if outcome == "busy":
+                return  # another handler holds the claim and will schedule the deadline
+        if self._ack_timeout > 0:
+            self._enqueue_deadline(notification)
+
+    def _send_realtime(
+        self, record: DeliveryRecord, notification: Notification
+    ) -> tuple[str, DeliveryRecord]:
+        """Returns ("sent" | "busy" | "failed", the latest record)."""
+        claim = self._deliveries.claim(record, Channel.REALTIME)
+        if claim is None:
+            current = self._deliveries.get(notification.user_id, notification.notification_id) or record
+            return ("sent" if current.sent(Channel.REALTIME) else "busy"), current
+        try:
+            call_with_retry(lambda: self._realtime.send(notification), self._retry, "web pubsub send")
+        except TransientError:
+            self._deliveries.release(claim)
+            log_outcome(notification.notification_id, notification.user_id, Channel.REALTIME, "retry",
+                        level=logging.WARNING)
+            raise
+        except NotifyError as exc:
+            logger.error("in-app send of %s failed: %s", notification.notification_id, exc.message)
+            log_outcome(notification.notification_id, notification.user_id, Channel.REALTIME, "failed",
+                        self._latency_ms(notification), level=logging.ERROR)
+            return "failed", claim.record
+        updated = self._deliveries.mark_sent(claim, Status.SENT_REALTIME)
+        log_outcome(notification.notification_id, notification.user_id, Channel.REALTIME, "sent",
+                    self._latency_ms(notification))
+        return "sent", updated
+
+    def _send_push(
+        self,
+        record: DeliveryRecord,
+        notification: Notification,
+        allowed: Callable[[DeliveryRecord], bool] = lambda _: True,
+    ) -> None:
+        claim = self._deliveries.claim(record, Channel.PUSH, allowed)
+        if claim is None:
+            return
+        try:
+            result = call_with_retry(lambda: self._push.send(notification), self._retry, "push send")
+        except TransientError:
+            self._deliveries.release(claim)
+            log_outcome(notification.notification_id, notification.user_id, Channel.PUSH, "retry",
+                        level=logging.WARNING)
+            raise
+        except NotifyError as exc:
+            logger.error("push of %s failed: %s", notification.notification_id, exc.message)
+            self._deliveries.set_status(claim.record, Status.FAILED)
+            log_outcome(notification.notification_id, notification.user_id, Channel.PUSH, "failed",
+                        self._latency_ms(notification), level=logging.ERROR)
+            return
+        status = Status.PUSHED if result.outcome == "pushed" else Status.NO_DEVICES
+        fields = {"nhNotificationId": result.nh_notification_id} if result.nh_notification_id else {}
+        self._deliveries.mark_sent(claim, status, **fields)
+        log_outcome(notification.notification_id, notification.user_id, Channel.PUSH, status.value,
+                    self._latency_ms(notification))
+
+    def _enqueue_deadline(self, notification: Notification) -> None:
+        content = json.dumps({"userId": notification.user_id, "notificationId": notification.notification_id})
+
+        def enqueue() -> None:
+            try:
+                self._deadlines.send_message(content, visibility_timeout=self._ack_timeout)
+            except AzureError as exc:
+                raise translate_azure_error(exc, "queue storage", "enqueue deadline") from exc
+
+        call_with_retry(enqueue, self._retry, "enqueue deadline")
+
+    def _expired(self, record: DeliveryRecord, notification: Notification) -> bool:
+        if notification.ttl_seconds is None:
+            return False
+        start = notification.enqueued_at or float(record.entity.get("acceptedAt", 0.0))
+        if self._clock() <= start + notification.ttl_seconds:
+            return False
+        self._deliveries.set_status(record, Status.EXPIRED)
+        log_outcome(notification.notification_id, notification.user_id, "none", "expired",
+                    self._latency_ms(notification))
+        return True
+
+    def _latency_ms(self, notification: Notification) -> float | None:
+        if notification.enqueued_at is None:
+            return None
+        return max(0.0, (self._clock() - notification.enqueued_at) * 1000.0)
+
+
+def _not_acked_nor_final(record: DeliveryRecord) -> bool:
+    return not record.acked and record.status not in FINAL_STATUSES

@@ -1,0 +1,110 @@
+"""Presence over the wire: trigger handlers on Azurite tables, sweep against the Web PubSub emulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+import websocket
+from azure.data.tables import TableClient, TableServiceClient
+from azure.messaging.webpubsubservice import WebPubSubServiceClient
+
+from devstack.azurite import RunningAzurite
+from devstack.webpubsub.running import RunningWebPubSub
+from notify.blueprints.presence import handle_connected, handle_disconnected, sweep_presence
+from notify.presence import PresenceStore
+from notify.realtime import RealtimeSender
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def table(azurite: RunningAzurite, unique_name: Callable[[str], str]) -> Iterator[TableClient]:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    name = unique_name("presence")
+    client = service.create_table(name)
+    try:
+        yield client
+    finally:
+        service.delete_table(name)
+
+
+@pytest.fixture
+def wps_client(
+    webpubsub_emulator: RunningWebPubSub, unique_name: Callable[[str], str]
+) -> Iterator[WebPubSubServiceClient]:
+    client = WebPubSubServiceClient.from_connection_string(
+        webpubsub_emulator.connection_string, hub=unique_name("hub"), retry_total=0
+    )
+    yield client
+    client.close()
+
+
+def event(event_name: str, user_id: str | None, connection_id: str, event_type: str = "System") -> str:
+    """A ``request`` string as the Functions extension hands it to Python (contracts 3.2)."""
+    return json.dumps(
+        {
+            "connectionContext": {
+                "eventType": event_type,
+                "eventName": event_name,
+                "hub": "notify",
+                "connectionId": connection_id,
+                "userId": user_id,
+                "signature": "sha256=00",
+                "origin": "127.0.0.1",
+                "states": {},
+                "headers": {},
+            },
+            "reason": None,
+        }
+    )
+
+
+def test_connected_and_disconnected_triggers_maintain_rows(table: TableClient) -> None:
+    presence = PresenceStore(table)
+    handle_connected(event("connected", "Alice", "c1"), presence)
+    handle_connected(event("connected", "Alice", "c2"), presence)
+    handle_connected(event("connected", "bob", "c3"), presence)
+    assert presence.is_online("Alice") and presence.is_online("bob")
+    assert sorted(presence.connections("Alice")) == ["c1", "c2"]
+
+    handle_disconnected(event("disconnected", "Alice", "c1"), presence)
+    assert presence.connections("Alice") == ["c2"]
+    handle_disconnected(event("disconnected", "Alice", "c2"), presence)
+    handle_disconnected(event("disconnected", "Alice", "c2"), presence)  # already gone: fine
+    assert not presence.is_online("Alice")
+    assert presence.is_online("bob")
+
+
+def test_events_without_a_user_are_ignored(table: TableClient) -> None:
+    presence = PresenceStore(table)
+    handle_connected(event("connected", None, "c1"), presence)
+    handle_connected("not json", presence)
+    assert list(table.list_entities()) == []
+
+
+def test_sweep_removes_only_old_rows_whose_connection_is_gone(
+    table: TableClient, wps_client: WebPubSubServiceClient
+) -> None:
+    url = wps_client.get_client_access_token(user_id="carol")["url"]
+    ws = websocket.create_connection(url, subprotocols=["json.webpubsub.azure.v1"], timeout=10)
+    try:
+        connected = json.loads(ws.recv())
+        assert connected["event"] == "connected"
+        live_id = connected["connectionId"]
+        old = PresenceStore(table, clock=lambda: 1000.0)
+        old.connected("carol", live_id)
+        old.connected("carol", "gone-connection")
+        old.connected("dave", "gone-too")
+        recent = PresenceStore(table)
+        recent.connected("erin", "not-yet-old")  # gone, but too young to sweep
+
+        removed = sweep_presence(recent, RealtimeSender(wps_client), older_than_seconds=300)
+
+        assert removed == 2
+        assert recent.connections("carol") == [live_id]
+        assert not recent.is_online("dave")
+        assert recent.connections("erin") == ["not-yet-old"]
+    finally:
+        ws.close()

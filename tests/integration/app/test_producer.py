@@ -1,0 +1,140 @@
+"""The producer client and CLI against Azurite: base64 bodies the queue trigger can read, validated first."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+from azure.storage.queue import QueueClient
+
+from devstack.azurite import RunningAzurite
+from notify.__main__ import main
+from notify.client import NotificationClient
+from notify.message import parse_message
+from shared.errors import InvalidMessageError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def queue(azurite: RunningAzurite, unique_name: Callable[[str], str]) -> Iterator[QueueClient]:
+    # No decode policy: the test sees the bytes on the wire, as the Functions host does.
+    client = QueueClient.from_connection_string(azurite.connection_string, unique_name("notifications"))
+    client.create_queue()
+    try:
+        yield client
+    finally:
+        client.delete_queue()
+
+
+def received_documents(queue: QueueClient) -> list[dict[str, object]]:
+    messages = list(queue.receive_messages(max_messages=32))
+    return [json.loads(base64.b64decode(m.content, validate=True)) for m in messages]
+
+
+def test_send_enqueues_base64_json_that_the_parser_accepts(
+    azurite: RunningAzurite, queue: QueueClient
+) -> None:
+    client = NotificationClient.from_connection_string(azurite.connection_string, queue.queue_name)
+    notification_id = client.send(
+        "Alice", "Title ✓", "Body", type="chat", data={"room": 7}, delivery="both", ttl_seconds=30
+    )
+    [document] = received_documents(queue)
+    assert document["notificationId"] == notification_id
+    parsed = parse_message(json.dumps(document).encode())
+    assert (parsed.user_id, parsed.title, parsed.type, parsed.data) == (
+        "Alice",
+        "Title ✓",
+        "chat",
+        {"room": 7},
+    )
+    assert parsed.delivery == "both" and parsed.ttl_seconds == 30
+    assert parsed.enqueued_at is not None and parsed.enqueued_at > 0
+
+
+def test_each_send_gets_its_own_id_unless_given(azurite: RunningAzurite, queue: QueueClient) -> None:
+    client = NotificationClient.from_connection_string(azurite.connection_string, queue.queue_name)
+    first = client.send("a", "t", "b")
+    second = client.send("a", "t", "b")
+    given = client.send("a", "t", "b", notification_id="order-1")
+    assert len({first, second, given}) == 3 and given == "order-1"
+    assert sorted(str(d["notificationId"]) for d in received_documents(queue)) == sorted(
+        [first, second, given]
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"user_id": ""},
+        {"delivery": "fax"},
+        {"notification_id": "bad id"},
+        {"ttl_seconds": 0},
+        {"body": "x" * 60000},
+    ],
+)
+def test_invalid_notifications_are_refused_before_enqueueing(
+    azurite: RunningAzurite, queue: QueueClient, kwargs: dict[str, object]
+) -> None:
+    client = NotificationClient.from_connection_string(azurite.connection_string, queue.queue_name)
+    arguments: dict[str, object] = {"user_id": "alice", "title": "t", "body": "b", **kwargs}
+    with pytest.raises(InvalidMessageError):
+        client.send(**arguments)  # type: ignore[arg-type]
+    assert received_documents(queue) == []
+
+
+def test_cli_send_prints_the_id(
+    azurite: RunningAzurite, queue: QueueClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "send",
+            "--user",
+            "alice",
+            "--title",
+            "T",
+            "--body",
+            "B",
+            "--data",
+            '{"k": "v"}',
+            "--delivery",
+            "push",
+            "--id",
+            "cli-1",
+            "--connection-string",
+            azurite.connection_string,
+            "--queue",
+            queue.queue_name,
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out.strip() == "cli-1"
+    [document] = received_documents(queue)
+    assert document["data"] == {"k": "v"} and document["delivery"] == "push" and document["userId"] == "alice"
+
+
+def test_cli_refuses_an_invalid_notification(
+    azurite: RunningAzurite, queue: QueueClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "send",
+            "--user",
+            "alice",
+            "--title",
+            "T",
+            "--body",
+            "B",
+            "--id",
+            "bad id",
+            "--connection-string",
+            azurite.connection_string,
+            "--queue",
+            queue.queue_name,
+        ]
+    )
+    assert code == 1
+    assert "notificationId" in capsys.readouterr().err
+    assert received_documents(queue) == []

@@ -1,0 +1,51 @@
+"""The function index (what the Functions host sees) declares exactly the app's triggers and bindings."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import function_app
+
+EXPECTED = {
+    "negotiate": {"type": "httpTrigger", "route": "negotiate", "methods": ["POST"]},
+    "register_device": {"type": "httpTrigger", "route": "devices/{installationId}", "methods": ["PUT"]},
+    "unregister_device": {"type": "httpTrigger", "route": "devices/{installationId}", "methods": ["DELETE"]},
+    "presence_connected": {"type": "webPubSubTrigger", "eventType": "system", "eventName": "connected"},
+    "presence_disconnected": {"type": "webPubSubTrigger", "eventType": "system", "eventName": "disconnected"},
+    "notification_ack": {"type": "webPubSubTrigger", "eventType": "user", "eventName": "ack"},
+    "presence_sweep": {"type": "timerTrigger", "schedule": "%PRESENCE_SWEEP_SCHEDULE%"},
+    "deliver_notification": {"type": "queueTrigger", "queueName": "%NOTIFICATIONS_QUEUE%"},
+    "push_after_deadline": {"type": "queueTrigger", "queueName": "%DEADLINES_QUEUE%"},
+}
+
+
+@functools.cache
+def _index() -> dict[str, list[dict[str, object]]]:
+    # get_functions() may run only once per app instance (it records names to reject duplicates).
+    functions = function_app.app.get_functions()
+    return {
+        f.get_function_name(): json.loads(f.get_function_json())["bindings"] for f in functions
+    }
+
+
+def test_the_index_has_exactly_the_expected_functions() -> None:
+    assert set(_index()) == set(EXPECTED)
+
+
+def test_each_trigger_is_declared_as_the_host_expects() -> None:
+    for name, bindings in _index().items():
+        triggers = [b for b in bindings if str(b["type"]).endswith("Trigger")]
+        assert len(triggers) == 1, name
+        trigger = triggers[0]
+        for key, value in EXPECTED[name].items():
+            actual = trigger[key]
+            if key == "methods":
+                actual = [m.upper() for m in actual]  # type: ignore[attr-defined]
+            assert actual == value, (name, key, actual)
+        if trigger["type"] == "webPubSubTrigger":
+            # The extension binds by parameter name: only "request" gets the whole event.
+            assert trigger["name"] == "request", name
+            assert trigger["hub"] == "%WebPubSubHub%", name
+        if trigger["type"] == "queueTrigger":
+            assert trigger["connection"] == "AzureWebJobsStorage", name
