@@ -36,8 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in stack.describe():
             print("  " + line, flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        while not stop.wait(1.0):
+        shown = 0
+        while not stop.wait(0.5):
             host = stack.functions_host
+            if host is not None:
+                # Show the host's invocation log (Executing/Executed lines, the app's own logs).
+                for line in host.log_lines[shown:]:
+                    print(line, flush=True)
+                shown = len(host.log_lines)
             if host is not None and host.process.poll() is not None:
                 print(f"devstack: the functions host exited ({host.process.returncode})", file=sys.stderr)
                 return 1
