@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from azure.data.tables import TableClient, TableServiceClient
 
 from devstack.azurite import RunningAzurite, start_azurite
 
@@ -36,3 +37,15 @@ def make_unique_name(prefix: str = "t") -> str:
 def unique_name() -> Callable[[str], str]:
     """A factory of names unique to this test: ``unique_name("presence") -> "presence3f2a..."``."""
     return make_unique_name
+
+
+@pytest.fixture
+def azurite_table(azurite: RunningAzurite) -> Iterator[TableClient]:
+    """A fresh Azurite table for this test, deleted afterwards."""
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    name = make_unique_name("table")
+    client = service.create_table(name)
+    try:
+        yield client
+    finally:
+        service.delete_table(name)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import pytest
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient
 
-from devstack.azurite import RunningAzurite
 from notify.deliveries import Channel, DeliveryStore, Status
 from notify.model import Delivery, Notification
 
@@ -15,14 +12,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def table(azurite: RunningAzurite, unique_name: Callable[[str], str]) -> Iterator[TableClient]:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
-    name = unique_name("deliveries")
-    client = service.create_table(name)
-    try:
-        yield client
-    finally:
-        service.delete_table(name)
+def table(azurite_table: TableClient) -> TableClient:
+    return azurite_table
 
 
 @pytest.fixture

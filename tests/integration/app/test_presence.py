@@ -7,10 +7,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import websocket
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
-from devstack.azurite import RunningAzurite
 from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints.presence import handle_connected, handle_disconnected, sweep_presence
 from notify.presence import PresenceStore
@@ -20,14 +19,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def table(azurite: RunningAzurite, unique_name: Callable[[str], str]) -> Iterator[TableClient]:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
-    name = unique_name("presence")
-    client = service.create_table(name)
-    try:
-        yield client
-    finally:
-        service.delete_table(name)
+def table(azurite_table: TableClient) -> TableClient:
+    return azurite_table
 
 
 @pytest.fixture
