@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,39 @@ NOTIFICATION_HUBS_DEV_KEY = "devstack-notificationhubs-full-key-not-secret-00000
 NOTIFICATION_HUBS_DEV_LISTEN_KEY = "devstack-notificationhubs-listen-key-not-secret-000"
 
 
+@dataclass(frozen=True)
+class StackPorts:
+    """Where each part of the stack listens (all on 127.0.0.1)."""
+
+    blob: int = AZURITE_PORTS[0]
+    queue: int = AZURITE_PORTS[1]
+    table: int = AZURITE_PORTS[2]
+    webpubsub: int = WEBPUBSUB_PORT
+    notification_hubs: int = NOTIFICATION_HUBS_PORT
+    functions: int = FUNCTIONS_PORT
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Free ports for a private stack (tests, the benchmark) that can run beside ``make dev``."""
+        from devstack.net import free_port
+
+        taken: set[int] = set()
+        ports: list[int] = []
+        while len(ports) < 6:
+            port = free_port(HOST)
+            if port not in taken:
+                taken.add(port)
+                ports.append(port)
+        return cls(*ports)
+
+    def all(self) -> list[int]:
+        """Every port, in start order."""
+        return [self.blob, self.queue, self.table, self.webpubsub, self.notification_hubs, self.functions]
+
+
+DEV_PORTS = StackPorts()
+
+
 class StackAlreadyRunning(RuntimeError):
     """Another local stack (or something else) already holds one of the stack's ports."""
 
@@ -45,6 +78,7 @@ class RunningStack:
     webpubsub: Any
     notification_hubs: Any
     functions_host: Any = None
+    ports: StackPorts = DEV_PORTS
     _stopped: bool = field(default=False, repr=False)
 
     def environment(self) -> dict[str, str]:
@@ -59,8 +93,9 @@ class RunningStack:
 
     def describe(self) -> list[str]:
         """Human-readable lines: what runs where."""
+        p = self.ports
         lines = [
-            f"azurite            blob/queue/table on {HOST}:{AZURITE_PORTS[0]}-{AZURITE_PORTS[2]}",
+            f"azurite            blob/queue/table on {HOST}:{p.blob}/{p.queue}/{p.table}",
             f"  AzureWebJobsStorage={self.azurite.connection_string}",
             f"web pubsub         {self.webpubsub.endpoint} (hub '{HUB}')",
             f"  WebPubSubConnectionString={self.webpubsub.connection_string}",
@@ -83,63 +118,93 @@ class RunningStack:
                     part.stop()
 
 
-def check_ports_free(with_host: bool) -> None:
+def check_ports_free(with_host: bool, ports: StackPorts = DEV_PORTS) -> None:
     """Raise StackAlreadyRunning naming the first busy port."""
-    ports = [*AZURITE_PORTS, WEBPUBSUB_PORT, NOTIFICATION_HUBS_PORT] + ([FUNCTIONS_PORT] if with_host else [])
-    for port in ports:
+    wanted = ports.all() if with_host else ports.all()[:-1]
+    for port in wanted:
         if port_is_open(HOST, port):
             raise StackAlreadyRunning(
                 f"port {port} on {HOST} is already in use: is another `make dev` running? Stop it first."
             )
 
 
-def start_stack(with_host: bool = True, persist: bool = True) -> RunningStack:
-    """Start Azurite, the emulators and (``with_host``) the Functions host on the fixed dev ports."""
+def start_stack(
+    with_host: bool = True,
+    persist: bool = True,
+    ports: StackPorts = DEV_PORTS,
+    app_env: Mapping[str, str] | None = None,
+    settings_file: Path | None = None,
+) -> RunningStack:
+    """Start Azurite, the emulators and (``with_host``) the Functions host.
+
+    ``ports`` defaults to the fixed dev ports of ``make dev``; pass ``StackPorts.free()`` for a private
+    stack. ``app_env`` adds app settings for the host (they win over the settings file, as with
+    ``func start``); ``settings_file`` defaults to ``local.settings.json`` when it exists, else the example.
+    ``persist`` keeps Azurite's data in ``.devstack/azurite`` (only sensible on the dev ports).
+    """
     from devstack.notificationhubs import start_notification_hubs_emulator
     from devstack.webpubsub import EventHandlerSettings, HubSettings, start_webpubsub_emulator
 
-    check_ports_free(with_host)
+    check_ports_free(with_host, ports)
     STATE_DIR.mkdir(exist_ok=True)
     azurite = start_azurite(
-        HOST, *AZURITE_PORTS, location=STATE_DIR / "azurite", in_memory=not persist
+        HOST, ports.blob, ports.queue, ports.table, location=STATE_DIR / "azurite", in_memory=not persist
     )
-    stack = RunningStack(azurite, None, None)
+    stack = RunningStack(azurite, None, None, ports=ports)
     try:
         handler = EventHandlerSettings(
-            url_template=f"http://{HOST}:{FUNCTIONS_PORT}/runtime/webhooks/webpubsub",
+            url_template=f"http://{HOST}:{ports.functions}/runtime/webhooks/webpubsub",
             user_event_pattern="*",
             system_events=["connected", "disconnected"],
         )
         stack.webpubsub = start_webpubsub_emulator(
-            HOST, WEBPUBSUB_PORT, access_key=WEBPUBSUB_DEV_KEY, hubs={HUB: HubSettings([handler])}
+            HOST, ports.webpubsub, access_key=WEBPUBSUB_DEV_KEY, hubs={HUB: HubSettings([handler])}
         )
         stack.notification_hubs = start_notification_hubs_emulator(
             HOST,
-            NOTIFICATION_HUBS_PORT,
+            ports.notification_hubs,
             hubs=(HUB,),
             full_key=NOTIFICATION_HUBS_DEV_KEY,
             listen_key=NOTIFICATION_HUBS_DEV_LISTEN_KEY,
         )
         if with_host:
-            from devstack.functions_host.process import start_functions_host_process
-
-            settings = REPO_ROOT / "local.settings.json"
-            stack.functions_host = start_functions_host_process(
-                REPO_ROOT,
-                port=FUNCTIONS_PORT,
-                env=stack.environment(),
-                settings_file=settings if settings.exists() else None,
-            )
+            stack.functions_host = start_host(stack, app_env, settings_file)
     except BaseException:
         stack.stop()
         raise
     return stack
 
 
+def default_settings_file() -> Path:
+    """``local.settings.json`` when the user has one, else the checked-in example."""
+    local = REPO_ROOT / "local.settings.json"
+    return local if local.exists() else REPO_ROOT / "local.settings.json.example"
+
+
+def start_host(
+    stack: RunningStack, app_env: Mapping[str, str] | None = None, settings_file: Path | None = None
+) -> Any:
+    """Start (or restart) the Functions host process for ``stack``; returns the FunctionsHostProcess."""
+    from devstack.functions_host.process import start_functions_host_process
+
+    return start_functions_host_process(
+        REPO_ROOT,
+        port=stack.ports.functions,
+        env={**stack.environment(), **(app_env or {})},
+        settings_file=settings_file or default_settings_file(),
+    )
+
+
 @contextlib.contextmanager
-def running_stack(with_host: bool = True, persist: bool = True) -> Iterator[RunningStack]:
+def running_stack(
+    with_host: bool = True,
+    persist: bool = True,
+    ports: StackPorts = DEV_PORTS,
+    app_env: Mapping[str, str] | None = None,
+    settings_file: Path | None = None,
+) -> Iterator[RunningStack]:
     """Context manager around :func:`start_stack` that always stops what it started."""
-    stack = start_stack(with_host=with_host, persist=persist)
+    stack = start_stack(with_host, persist, ports, app_env, settings_file)
     try:
         yield stack
     finally:
