@@ -33,6 +33,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 
 from notify.push_templates import installation_templates
+from shared.clients import get_table_client
 from shared.errors import BadRequestError, ForbiddenError, TransientError, UpstreamError
 from shared.notification_hubs import NotificationHubsClient, get_notification_hubs_client
 from shared.settings import get_settings
@@ -212,27 +213,7 @@ class DeviceRegistry:
             self._table.delete_entity(_user_partition(user_id), installation_id)
 
 
-def devices_table_client() -> TableClient:
-    """A TableClient for DEVICES_TABLE built from the settings (connection string or managed identity)."""
-    settings = get_settings()
-    storage = settings.storage
-    if storage.connection_string:
-        return TableClient.from_connection_string(storage.connection_string, settings.devices_table)
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-    credential: Any = (
-        ManagedIdentityCredential(client_id=storage.client_id)
-        if storage.client_id
-        else DefaultAzureCredential()
-    )
-    assert storage.table_service_uri is not None  # settings guarantee it without a connection string
-    return TableClient(storage.table_service_uri, settings.devices_table, credential=credential)
-
-
 @lru_cache(maxsize=1)
 def get_device_registry() -> DeviceRegistry:
     """The process-wide DeviceRegistry (creates DEVICES_TABLE if it does not exist)."""
-    table = devices_table_client()
-    with _table_errors("create devices table"), suppress(ResourceExistsError):
-        table.create_table()
-    return DeviceRegistry(table, get_notification_hubs_client())
+    return DeviceRegistry(get_table_client(get_settings().devices_table), get_notification_hubs_client())

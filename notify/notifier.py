@@ -196,7 +196,7 @@ class Notifier:
         if claim is None:
             return
         try:
-            result = call_with_retry(lambda: self._push.send(notification), self._retry, "push send")
+            result = self._push.send(notification)  # the NH client retries each call itself
         except TransientError:
             self._deliveries.release(claim)
             log_outcome(notification.notification_id, notification.user_id, Channel.PUSH, "retry",
@@ -217,13 +217,10 @@ class Notifier:
     def _enqueue_deadline(self, notification: Notification) -> None:
         content = json.dumps({"userId": notification.user_id, "notificationId": notification.notification_id})
 
-        def enqueue() -> None:
-            try:
-                self._deadlines.send_message(content, visibility_timeout=self._ack_timeout)
-            except AzureError as exc:
-                raise translate_azure_error(exc, "queue storage", "enqueue deadline") from exc
-
-        call_with_retry(enqueue, self._retry, "enqueue deadline")
+        try:  # the queue SDK retries (capped, shared/clients.py)
+            self._deadlines.send_message(content, visibility_timeout=self._ack_timeout)
+        except AzureError as exc:
+            raise translate_azure_error(exc, "queue storage", "enqueue deadline") from exc
 
     def _expired(self, record: DeliveryRecord, notification: Notification) -> bool:
         if notification.ttl_seconds is None:

@@ -1,7 +1,10 @@
-"""The one place that retries: a bounded budget (attempts and total time) that honours Retry-After.
+"""Our retry loop: a bounded budget (attempts and total time) that honours Retry-After.
 
 Only :class:`~shared.errors.TransientError` is retried; wrappers around SDKs translate 429, 5xx and
-timeouts into it, so validation errors (4xx) are never retried.
+timeouts into it, so validation errors (4xx) are never retried. Every call is retried in one layer only:
+this loop for Notification Hubs (inside :class:`shared.notification_hubs.NotificationHubsClient`) and Web
+PubSub (the notifier; the SDK's own retries are off), the Storage SDKs' capped policies for queues and
+tables (:mod:`shared.clients`).
 """
 
 from __future__ import annotations

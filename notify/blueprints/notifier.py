@@ -10,21 +10,20 @@ import contextlib
 import json
 import logging
 from functools import lru_cache
-from typing import Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient, TextBase64EncodePolicy
+from azure.storage.queue import QueueClient
 
 from notify.deliveries import DeliveryStore, translate_azure_error
 from notify.message import parse_message
 from notify.notifier import MessageQueue, Notifier, PushSending
 from notify.presence import PresenceStore
 from notify.realtime import get_realtime_sender
+from shared.clients import get_queue_client, get_table_client
 from shared.errors import InvalidMessageError
 from shared.retry import RetryPolicy
-from shared.settings import Settings, StorageSettings, get_settings
+from shared.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -92,46 +91,7 @@ def _send_to_poison(poison_queue: QueueClient, body: bytes) -> None:
         raise translate_azure_error(exc, "queue storage", "send to poison queue") from exc
 
 
-# ---- clients, built once per process from settings ------------------------------------------------------
-
-
-def _credential(storage: StorageSettings) -> Any:
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-    if storage.client_id:
-        return ManagedIdentityCredential(client_id=storage.client_id)
-    return DefaultAzureCredential()
-
-
-@lru_cache(maxsize=8)
-def get_queue_client(queue_name: str, binary: bool = False) -> QueueClient:
-    """A base64-encoding QueueClient for ``queue_name`` (Text policy, or Binary for raw bodies)."""
-    storage = get_settings().storage
-    policy = BinaryBase64EncodePolicy() if binary else TextBase64EncodePolicy()
-    if storage.connection_string:
-        return QueueClient.from_connection_string(
-            storage.connection_string, queue_name, message_encode_policy=policy
-        )
-    assert storage.queue_service_uri is not None
-    return QueueClient(
-        storage.queue_service_uri, queue_name, credential=_credential(storage), message_encode_policy=policy
-    )
-
-
-@lru_cache(maxsize=8)
-def get_table_client(table_name: str) -> TableClient:
-    """A TableClient for ``table_name``, creating the table on first use if it is missing."""
-    storage = get_settings().storage
-    if storage.connection_string:
-        service = TableServiceClient.from_connection_string(storage.connection_string)
-    else:
-        assert storage.table_service_uri is not None
-        service = TableServiceClient(storage.table_service_uri, credential=_credential(storage))
-    try:
-        service.create_table_if_not_exists(table_name)
-    except AzureError as exc:  # not fatal: the table may exist and creation may simply not be allowed
-        logger.warning("could not ensure table %s exists: %s", table_name, type(exc).__name__)
-    return service.get_table_client(table_name)
+# ---- the process-wide notifier, built once from settings ------------------------------------------------
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:

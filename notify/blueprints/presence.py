@@ -13,10 +13,11 @@ from typing import Any
 
 import azure.functions as func
 
-from notify.blueprints.notifier import get_notifier, get_table_client
+from notify.blueprints.notifier import get_notifier
 from notify.notifier import Notifier
 from notify.presence import PresenceStore
 from notify.realtime import RealtimeSender, get_realtime_sender
+from shared.clients import get_table_client
 from shared.settings import get_settings
 
 logger = logging.getLogger(__name__)

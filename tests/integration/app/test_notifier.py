@@ -47,6 +47,7 @@ from shared.retry import RetryPolicy
 from shared.user_keys import user_tag
 
 pytestmark = pytest.mark.integration
+NH_RETRY = RetryPolicy(attempts=3, base_delay=0.01, budget_seconds=2)
 
 ACK_TIMEOUT = 1
 FCM_TEMPLATE = json.dumps(
@@ -113,7 +114,9 @@ def stack(
     wps = WebPubSubServiceClient.from_connection_string(
         webpubsub_emulator.connection_string, hub=unique_name("hub"), retry_total=0
     )
-    nh_client = NotificationHubsClient(notification_hubs_emulator.connection_string, nh_hub)
+    nh_client = NotificationHubsClient(
+        notification_hubs_emulator.connection_string, nh_hub, retry=NH_RETRY
+    )
     deliveries = DeliveryStore(deliveries_table)
     presence = PresenceStore(presence_table)
     realtime = RealtimeSender(wps)
@@ -401,6 +404,20 @@ def test_transient_push_failure_releases_the_claim_for_the_retry(stack: Stack) -
     deliver(stack, document)  # the host's retry
     assert len(stack.pushes_to("kim")) == 1
     assert status_of(stack, document) == Status.PUSHED
+
+
+def test_push_is_retried_in_one_layer_only(stack: Stack) -> None:
+    stack.register_device("kai")
+    document = notification("kai")
+    path = f"/{stack.hub}/messages"
+    stack.nh.inject_fault(status=503, count=NH_RETRY.attempts, path=path)
+    with pytest.raises(TransientError):  # a second retry layer would have succeeded on a later round
+        deliver(stack, document)
+    stack.nh.clear_faults()
+    stack.nh.inject_fault(status=503, count=NH_RETRY.attempts - 1, path=path)
+    deliver(stack, document)  # the host's retry; the last NH attempt succeeds
+    stack.nh.clear_faults()
+    assert len(stack.pushes_to("kai")) == 1
 
 
 def test_zero_ack_timeout_trusts_presence(stack: Stack, connect: Any) -> None:

@@ -1,0 +1,100 @@
+"""Storage clients (queues, tables) built once per process from the settings.
+
+Each call is retried in exactly one layer. The Storage SDKs retry throttling, 5xx and timeouts themselves,
+but their defaults can keep a function busy for minutes (tables: 10 tries up to 120 s apart; queues: 3 tries
+from 15 s), longer than the queue's visibility timeout; here they are capped to a few seconds, after which
+the error reaches the host and the queue message is retried. Web PubSub (``retry_total=0`` in the SDK) and
+Notification Hubs calls are retried by :func:`shared.retry.call_with_retry` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from azure.core.exceptions import AzureError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.queue import (
+    BinaryBase64EncodePolicy,
+    LinearRetry,
+    QueueClient,
+    TextBase64EncodePolicy,
+)
+
+from shared.settings import StorageSettings, get_settings
+
+logger = logging.getLogger(__name__)
+
+# At most 3 calls per operation, a few seconds in all.
+STORAGE_RETRY_TOTAL = 2
+TABLE_RETRY: dict[str, Any] = {
+    "retry_total": STORAGE_RETRY_TOTAL,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 3,
+}
+
+
+def queue_retry_policy() -> LinearRetry:
+    """The capped retry policy every QueueClient uses."""
+    # Waits 0-2 s before each retry; the SDK default (ExponentialRetry) starts at 15 s.
+    return LinearRetry(backoff=1, retry_total=STORAGE_RETRY_TOTAL, random_jitter_range=1)
+
+
+def azure_credential(client_id: str | None) -> Any:
+    """The managed identity ``client_id`` when given, else DefaultAzureCredential (system identity, dev)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if client_id:
+        return ManagedIdentityCredential(client_id=client_id)
+    return DefaultAzureCredential()
+
+
+def make_queue_client(storage: StorageSettings, queue_name: str, binary: bool = False) -> QueueClient:
+    """A base64-encoding QueueClient (Text policy, or Binary to re-enqueue raw bodies) with capped retries."""
+    policy = BinaryBase64EncodePolicy() if binary else TextBase64EncodePolicy()
+    if storage.connection_string:
+        return QueueClient.from_connection_string(
+            storage.connection_string,
+            queue_name,
+            message_encode_policy=policy,
+            retry_policy=queue_retry_policy(),
+        )
+    assert storage.queue_service_uri is not None  # the settings guarantee it without a connection string
+    return QueueClient(
+        storage.queue_service_uri,
+        queue_name,
+        credential=azure_credential(storage.client_id),
+        message_encode_policy=policy,
+        retry_policy=queue_retry_policy(),
+    )
+
+
+def make_table_client(storage: StorageSettings, table_name: str, create: bool = True) -> TableClient:
+    """A TableClient with capped retries; ``create`` makes the table when it is missing (best effort)."""
+    if storage.connection_string:
+        service = TableServiceClient.from_connection_string(storage.connection_string, **TABLE_RETRY)
+    else:
+        assert storage.table_service_uri is not None
+        service = TableServiceClient(
+            storage.table_service_uri, credential=azure_credential(storage.client_id), **TABLE_RETRY
+        )
+    if create:
+        try:
+            service.create_table_if_not_exists(table_name)
+        except AzureError as exc:  # not fatal: the table may exist and creating it may simply not be allowed
+            logger.warning("could not ensure table %s exists: %s", table_name, type(exc).__name__)
+    return service.get_table_client(table_name)
+
+
+@lru_cache(maxsize=8)
+def get_queue_client(queue_name: str, binary: bool = False) -> QueueClient:
+    """The process-wide QueueClient for ``queue_name``, from :func:`get_settings`."""
+    return make_queue_client(get_settings().storage, queue_name, binary)
+
+
+@lru_cache(maxsize=8)
+def get_table_client(table_name: str) -> TableClient:
+    """The process-wide TableClient for ``table_name``, creating the table on first use if it is missing."""
+    return make_table_client(get_settings().storage, table_name)
+

@@ -1,0 +1,82 @@
+"""The storage clients: capped SDK retries (counted over the wire) and working defaults against Azurite."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+
+import pytest
+from aiohttp import web
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import QueueClient
+
+from devstack.azurite import RunningAzurite
+from devstack.server_thread import ServerThread
+from shared.clients import STORAGE_RETRY_TOTAL, make_queue_client, make_table_client
+from shared.settings import StorageSettings
+
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class AlwaysBusy:
+    """A storage endpoint that answers every request with 503 and counts them."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.server = ServerThread(app)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.Response(status=503, text="busy")
+
+    def storage(self) -> StorageSettings:
+        port = self.server.start()
+        endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
+        return StorageSettings(
+            connection_string=(
+                f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
+                f"QueueEndpoint={endpoint};TableEndpoint={endpoint};"
+            )
+        )
+
+
+@pytest.fixture
+def busy() -> Iterator[AlwaysBusy]:
+    server = AlwaysBusy()
+    yield server
+    server.server.stop()
+
+
+def test_table_calls_are_retried_a_bounded_number_of_times(busy: AlwaysBusy) -> None:
+    table = make_table_client(busy.storage(), "t", create=False)
+    with pytest.raises(HttpResponseError):
+        table.upsert_entity({"PartitionKey": "p", "RowKey": "r"})
+    assert busy.requests == 1 + STORAGE_RETRY_TOTAL
+
+
+def test_queue_calls_are_retried_a_bounded_number_of_times(busy: AlwaysBusy) -> None:
+    queue = make_queue_client(busy.storage(), "q")
+    with pytest.raises(HttpResponseError):
+        queue.send_message("x")
+    assert busy.requests == 1 + STORAGE_RETRY_TOTAL
+
+
+def test_clients_create_the_table_and_base64_encode_messages(
+    azurite: RunningAzurite, unique_name: Callable[[str], str]
+) -> None:
+    storage = StorageSettings(connection_string=azurite.connection_string)
+    name = unique_name("tbl")
+    table = make_table_client(storage, name)
+    table.upsert_entity({"PartitionKey": "p", "RowKey": "r", "v": 1})
+    assert table.get_entity("p", "r")["v"] == 1
+
+    queue = make_queue_client(storage, unique_name("q"))
+    queue.create_queue()
+    queue.send_message('{"a": 1}')
+    raw = make_queue_client(storage, queue.queue_name, binary=True)
+    raw.send_message(b"\xff\x00")
+    plain = QueueClient.from_connection_string(azurite.connection_string, queue.queue_name)
+    bodies = [base64.b64decode(m.content) for m in plain.receive_messages(max_messages=2)]
+    assert sorted(bodies) == sorted([b'{"a": 1}', b"\xff\x00"])
