@@ -25,6 +25,7 @@ from devstack.functions_host.output_bindings import check_bindings
 from devstack.functions_host.queue_listener import QueueListener
 from devstack.functions_host.settings_loader import (
     QueueOptions,
+    apply_host_json_overrides,
     apply_local_settings,
     connection_string_for,
     load_host_json,
@@ -56,7 +57,7 @@ class FunctionsHost:
         self.cors = cors or CorsSettings()
         self.settings = dict(settings)
         self.drain_timeout = drain_timeout
-        self.host_json = load_host_json(self.app_dir)
+        self.host_json = apply_host_json_overrides(load_host_json(self.app_dir), self.settings)
         self._queue_listeners: list[QueueListener] = []
         self._timers: list[TimerListener] = []
         self.indexed: IndexedApp = index_app(self.app_dir, self.settings)

@@ -88,6 +88,34 @@ def load_host_json(app_dir: Path) -> dict[str, Any]:
     return document
 
 
+HOST_JSON_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def apply_host_json_overrides(host_json: dict[str, Any], settings: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``AzureFunctionsJobHost__path__to__setting`` app settings to host.json, as the host does.
+
+    Keys match case-insensitively; values stay strings (the host's configuration is string-typed, and the
+    readers here accept strings). Returns a new document; ``host_json`` is left unchanged.
+    """
+    result: dict[str, Any] = json.loads(json.dumps(host_json))
+    for name, value in sorted(settings.items()):
+        if not name.lower().startswith(HOST_JSON_OVERRIDE_PREFIX.lower()):
+            continue
+        path = [part for part in name[len(HOST_JSON_OVERRIDE_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        node = result
+        for part in path[:-1]:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        existing = next((k for k in node if k.lower() == path[-1].lower()), path[-1])
+        node[existing] = value
+    return result
+
+
 def _extension(host_json: Mapping[str, Any], name: str) -> dict[str, Any]:
     extensions = host_json.get("extensions") or {}
     section = extensions.get(name) or {}

@@ -11,6 +11,7 @@ import pytest
 from devstack.functions_host.settings_loader import (
     QueueOptions,
     SettingsError,
+    apply_host_json_overrides,
     apply_local_settings,
     load_local_settings,
     parse_timespan,
@@ -96,3 +97,23 @@ def test_invalid_queue_settings_are_rejected(queues: dict[str, object]) -> None:
 def test_timespan_forms() -> None:
     assert parse_timespan("00:01:00", "x") == timedelta(minutes=1)
     assert parse_timespan("1.00:00:00.5", "x") == timedelta(days=1, milliseconds=500)
+
+
+def test_app_settings_override_host_json_like_the_host() -> None:
+    queues = {"visibilityTimeout": "00:00:05", "batchSize": 16}
+    host_json = {"version": "2.0", "extensions": {"queues": queues}}
+    overridden = apply_host_json_overrides(
+        host_json,
+        {
+            "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
+            "azurefunctionsjobhost__Extensions__Queues__maxDequeueCount": "2",
+            "AzureFunctionsJobHost__extensions__http__routePrefix": "v1",
+            "OTHER": "x",
+        },
+    )
+    options = QueueOptions.from_host_json(overridden)
+    assert options.visibility_timeout == timedelta(0)
+    assert options.max_dequeue_count == 2
+    assert options.batch_size == 16
+    assert route_prefix(overridden) == "v1"
+    assert host_json["extensions"]["queues"]["visibilityTimeout"] == "00:00:05"  # input unchanged
