@@ -8,13 +8,14 @@ client does so. Messages are validated with the notifier's own rules before they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from notify.deliveries import translate_azure_error
@@ -76,7 +77,12 @@ class NotificationClient:
             raise InvalidMessageError(f"message is {len(encoded)} bytes; the limit is {MAX_MESSAGE_BYTES}")
         parse_message(encoded)
         try:
-            self._queue.send_message(text)
+            try:
+                self._queue.send_message(text)
+            except ResourceNotFoundError:  # a fresh account: create the queue the trigger polls
+                with contextlib.suppress(ResourceExistsError):
+                    self._queue.create_queue()
+                self._queue.send_message(text)
         except AzureError as exc:
             raise translate_azure_error(exc, "queue storage", "enqueue notification") from exc
         return str(message["notificationId"])

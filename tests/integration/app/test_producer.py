@@ -138,3 +138,15 @@ def test_cli_refuses_an_invalid_notification(
     assert code == 1
     assert "notificationId" in capsys.readouterr().err
     assert received_documents(queue) == []
+
+
+def test_send_creates_a_missing_queue(azurite: RunningAzurite, unique_name: Callable[[str], str]) -> None:
+    name = unique_name("fresh")
+    client = NotificationClient.from_connection_string(azurite.connection_string, name)
+    notification_id = client.send("bob", "T", "B")
+    queue = QueueClient.from_connection_string(azurite.connection_string, name)
+    try:
+        [document] = received_documents(queue)
+        assert document["notificationId"] == notification_id
+    finally:
+        queue.delete_queue()
