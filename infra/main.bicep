@@ -1,0 +1,367 @@
+// azure-notify: everything the function app needs, with managed identity and secure defaults.
+// Deploy with `azd up`, or `az deployment group create` then `func azure functionapp publish <app>`;
+// see infra/README.md. Every app setting the code reads is set in `appSettings` below and checked against
+// shared/settings.py and the function bindings by tests/unit/infra/test_infra_consistency.py.
+
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Environment name (azd: AZURE_ENV_NAME); makes resource names unique and tags the resources.')
+param environmentName string
+
+@description('Azure region of every resource (one that offers Flex Consumption).')
+param location string = resourceGroup().location
+
+@description('Optional: object id of the deploying user or service principal (azd: AZURE_PRINCIPAL_ID); granted Storage Queue Data Message Sender to send a test notification.')
+param principalId string = ''
+
+@description('Type of principalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
+
+// ---- function app ----------------------------------------------------------------------------------
+
+@description('Python version of the function app.')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Flex Consumption: maximum number of instances (40-1000).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Flex Consumption: memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Allow basic-auth publishing to the scm site (only for tools that cannot deploy with Entra ID).')
+param scmBasicAuthEnabled bool = false
+
+// ---- Web PubSub ------------------------------------------------------------------------------------
+
+@description('Web PubSub tier: Free_F1 (no SLA, 20 connections), Standard_S1 or Premium_P1.')
+@allowed([
+  'Free_F1'
+  'Standard_S1'
+  'Premium_P1'
+])
+param webPubSubSku string = 'Free_F1'
+
+@description('Web PubSub units (1 for Free_F1).')
+@minValue(1)
+param webPubSubCapacity int = 1
+
+@description('Web PubSub hub name (app setting WebPubSubHub).')
+param webPubSubHubName string = 'notify'
+
+@description('Point the hub event handler at the function app. False on the first deployment, true once the code is published (the webpubsub_extension system key exists only then); see infra/README.md.')
+param webPubSubEventHandlerEnabled bool = false
+
+// ---- Notification Hubs -----------------------------------------------------------------------------
+
+@description('Notification Hubs namespace tier.')
+@allowed([
+  'Free'
+  'Basic'
+  'Standard'
+])
+param notificationHubsSku string = 'Free'
+
+@description('Notification hub name (app setting NOTIFICATION_HUB_NAME).')
+param notificationHubName string = 'notify'
+
+@description('FCM v1: project id of the Google service account. Empty: no FCM credential.')
+param fcmV1ProjectId string = ''
+
+@description('FCM v1: client email of the Google service account.')
+param fcmV1ClientEmail string = ''
+
+@description('FCM v1: private key (PEM) of the Google service account.')
+@secure()
+param fcmV1PrivateKey string = ''
+
+@description('APNs (token auth): key id. Empty: no APNs credential.')
+param apnsKeyId string = ''
+
+@description('APNs (token auth): team id.')
+param apnsTeamId string = ''
+
+@description('APNs (token auth): bundle id of the iOS app.')
+param apnsBundleId string = ''
+
+@description('APNs (token auth): content of the .p8 signing key.')
+@secure()
+param apnsToken string = ''
+
+@description('APNs endpoint: production or sandbox (development builds).')
+@allowed([
+  'https://api.push.apple.com:443/3/device'
+  'https://api.development.push.apple.com:443/3/device'
+])
+param apnsEndpoint string = 'https://api.push.apple.com:443/3/device'
+
+// ---- queues and tables (defaults = the app's defaults in shared/settings.py) ---------------------
+
+@description('Queue the backends enqueue notifications to.')
+param notificationsQueueName string = 'notifications'
+
+@description('Queue of ack-deadline messages.')
+param deadlinesQueueName string = 'notification-deadlines'
+
+@description('Table of live connections.')
+param presenceTableName string = 'presence'
+
+@description('Table of delivery records.')
+param deliveriesTableName string = 'deliveries'
+
+@description('Table of device installation ownership.')
+param devicesTableName string = 'devices'
+
+// ---- behaviour (defaults = the app's defaults) -----------------------------------------------------
+
+@description('Seconds an online user has to ack before the push fallback; 0 trusts presence.')
+@minValue(0)
+@maxValue(600)
+param ackTimeoutSeconds int = 10
+
+@description('Lifetime in minutes of the Web PubSub client token from negotiate.')
+@minValue(1)
+@maxValue(1440)
+param clientTokenMinutes int = 60
+
+@description('NCRONTAB schedule of the presence sweep.')
+param presenceSweepSchedule string = '0 */5 * * * *'
+
+@description('Age in seconds after which a presence row is checked with the service.')
+@minValue(30)
+@maxValue(86400)
+param presenceStaleSeconds int = 300
+
+@description('OIDC issuer of the bearer tokens callers send. Without any auth configured, every request is refused.')
+param authOidcIssuer string = ''
+
+@description('Expected audience of the bearer tokens.')
+param authOidcAudience string = ''
+
+@description('JWKS URL (default: discovered from the issuer).')
+param authOidcJwksUrl string = ''
+
+@description('Claim holding the user id.')
+param authUserClaim string = 'sub'
+
+@description('Trust App Service Authentication (Easy Auth) headers. Only if Easy Auth is configured on the app.')
+param authAppServiceEnabled bool = false
+
+@description('Attempts of a retried call (429, 5xx, timeouts).')
+@minValue(1)
+@maxValue(10)
+param retryMaxAttempts int = 4
+
+@description('Time budget in seconds of a retried call.')
+@minValue(1)
+@maxValue(600)
+param retryBudgetSeconds int = 20
+
+// ---- names -------------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'azure-notify'
+}
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package'
+var queueNames = [
+  notificationsQueueName
+  '${notificationsQueueName}-poison'
+  deadlinesQueueName
+  '${deadlinesQueueName}-poison'
+]
+var tableNames = [
+  presenceTableName
+  deliveriesTableName
+  devicesTableName
+]
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    queueNames: queueNames
+    tableNames: tableNames
+  }
+}
+
+module webPubSub 'modules/webpubsub.bicep' = {
+  name: 'webpubsub'
+  params: {
+    name: 'wps-${resourceToken}'
+    location: location
+    tags: tags
+    skuName: webPubSubSku
+    capacity: webPubSubCapacity
+  }
+}
+
+module notificationHubs 'modules/notification-hubs.bicep' = {
+  name: 'notification-hubs'
+  params: {
+    namespaceName: 'ntfns-${resourceToken}'
+    hubName: notificationHubName
+    location: location
+    tags: tags
+    skuName: notificationHubsSku
+    fcmV1ProjectId: fcmV1ProjectId
+    fcmV1ClientEmail: fcmV1ClientEmail
+    fcmV1PrivateKey: fcmV1PrivateKey
+    apnsKeyId: apnsKeyId
+    apnsTeamId: apnsTeamId
+    apnsBundleId: apnsBundleId
+    apnsToken: apnsToken
+    apnsEndpoint: apnsEndpoint
+  }
+}
+
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'key-vault'
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    notificationHubsNamespaceName: notificationHubs.outputs.namespaceName
+    notificationHubName: notificationHubs.outputs.hubName
+    notificationHubsRuleName: notificationHubs.outputs.appRuleName
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    webPubSubName: webPubSub.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
+  }
+}
+
+// Every app setting of the function app. Names are the ones shared/settings.py and the function bindings
+// read; identity-based connections use the `<connection>__*` forms (no keys anywhere).
+var appSettings = {
+  // Functions host storage and the app's queues/tables, through the identity.
+  AzureWebJobsStorage__accountName: storage.outputs.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  // Web PubSub through the identity (the extension and the app's service client).
+  WebPubSubConnectionString__serviceUri: webPubSub.outputs.endpoint
+  WebPubSubConnectionString__credential: 'managedidentity'
+  WebPubSubConnectionString__clientId: identity.outputs.clientId
+  WebPubSubHub: webPubSubHubName
+  // Notification Hubs: SAS only, so the connection string is read from Key Vault.
+  NOTIFICATION_HUBS_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.notificationHubsSecretUri})'
+  NOTIFICATION_HUB_NAME: notificationHubName
+  NOTIFICATIONS_QUEUE: notificationsQueueName
+  DEADLINES_QUEUE: deadlinesQueueName
+  PRESENCE_TABLE: presenceTableName
+  DELIVERIES_TABLE: deliveriesTableName
+  DEVICES_TABLE: devicesTableName
+  ACK_TIMEOUT_SECONDS: string(ackTimeoutSeconds)
+  CLIENT_TOKEN_MINUTES: string(clientTokenMinutes)
+  PRESENCE_SWEEP_SCHEDULE: presenceSweepSchedule
+  PRESENCE_STALE_SECONDS: string(presenceStaleSeconds)
+  AUTH_OIDC_ISSUER: authOidcIssuer
+  AUTH_OIDC_AUDIENCE: authOidcAudience
+  AUTH_OIDC_JWKS_URL: authOidcJwksUrl
+  AUTH_USER_CLAIM: authUserClaim
+  AUTH_APP_SERVICE_ENABLED: string(authAppServiceEnabled)
+  RETRY_MAX_ATTEMPTS: string(retryMaxAttempts)
+  RETRY_BUDGET_SECONDS: string(retryBudgetSeconds)
+  // Read by the Functions host, not by the app: telemetry with Entra ID.
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    appSettings: appSettings
+    scmBasicAuthEnabled: scmBasicAuthEnabled
+  }
+  // The identity's roles first, so the host's first start can reach storage and Key Vault.
+  dependsOn: [
+    rbac
+  ]
+}
+
+module webPubSubHub 'modules/webpubsub-hub.bicep' = {
+  name: 'webpubsub-hub'
+  params: {
+    webPubSubName: webPubSub.outputs.name
+    hubName: webPubSubHubName
+    functionAppName: functionApp.outputs.name
+    eventHandlerEnabled: webPubSubEventHandlerEnabled
+  }
+}
+
+// Outputs for azd (UPPER_SNAKE, stored in .azure/<env>/.env) and for the scripts. No keys, no connection strings.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = subscription().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output NOTIFICATIONS_QUEUE string = notificationsQueueName
+output WEBPUBSUB_NAME string = webPubSub.outputs.name
+output WEBPUBSUB_ENDPOINT string = webPubSub.outputs.endpoint
+output WEBPUBSUB_HUB string = webPubSubHub.outputs.name
+output WEBPUBSUB_EVENT_HANDLER_ENABLED bool = webPubSubEventHandlerEnabled
+output NOTIFICATION_HUBS_NAMESPACE string = notificationHubs.outputs.namespaceName
+output NOTIFICATION_HUB_NAME string = notificationHubs.outputs.hubName
+output KEY_VAULT_NAME string = keyVault.outputs.name
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
