@@ -7,11 +7,13 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: dev test lint typecheck unit deps clean help
+.PHONY: dev demo test lint typecheck unit deps clean help bench
 
 help:
 	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
+	@echo "make demo   run the end-to-end demo against make dev (or a private stack it starts)"
 	@echo "make test   run the linters, the type checker and every test"
+	@echo "make bench  measure the notifier against a bare-SDK floor on a private local stack (docs/PERFORMANCE.md)"
 	@echo "make deps   install the Python venv and the npm packages (done by the targets above)"
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
@@ -38,6 +40,12 @@ test: deps lint typecheck
 dev: deps
 	@test -f local.settings.json || { cp local.settings.json.example local.settings.json 2>/dev/null && echo "wrote local.settings.json from the example"; } || true
 	$(PY) -m devstack up
+
+demo: deps
+	$(PY) -m devstack demo
+
+bench: deps
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache

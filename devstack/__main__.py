@@ -1,4 +1,8 @@
-"""``python -m devstack up``: start the whole local stack and keep it running until Ctrl-C."""
+"""``python -m devstack up``: start the whole local stack and keep it running until Ctrl-C.
+
+``python -m devstack demo``: run the end-to-end demo scenario (``devstack.demo``) against a running
+``make dev``, or against a private stack it starts and stops itself.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-host", action="store_true", help="start only the storage and service emulators")
     up.add_argument("--in-memory", action="store_true", help="keep Azurite's data in memory only")
     up.add_argument("--log-level", default="WARNING")
+    demo = commands.add_parser("demo", help="run the demo scenario and check every step")
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument(
+        "--start-stack", action="store_true", help="always start a private stack on free ports"
+    )
+    where.add_argument(
+        "--against-running", action="store_true", help="use the running `make dev` stack (fail if absent)"
+    )
+    demo.add_argument("--log-level", default="ERROR")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     try:
@@ -35,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         print("devstack ready:", flush=True)
         for line in stack.describe():
             print("  " + line, flush=True)
+        if stack.functions_host is not None:
+            print("Send a first notification (another terminal):", flush=True)
+            print("  .venv/bin/python -m notify send --user alice --title Hello --body 'First notification'",
+                  flush=True)
+            print("Watch the whole flow, checked step by step:  make demo", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         shown = 0
         while not stop.wait(0.5):
@@ -51,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
         print("devstack stopped.", flush=True)
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from devstack import demo
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    mode = "start" if args.start_stack else "running" if args.against_running else "auto"
+    try:
+        return demo.main(mode)
+    except AzuriteNotInstalled as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

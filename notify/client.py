@@ -9,7 +9,6 @@ client does so. Messages are validated with the notifier's own rules before they
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,8 +18,8 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from notify.deliveries import translate_azure_error
-from notify.message import MAX_MESSAGE_BYTES, parse_message
-from notify.model import Delivery
+from notify.message import MAX_MESSAGE_BYTES, format_message, parse_message
+from notify.model import Delivery, Notification
 from shared.errors import InvalidMessageError
 
 
@@ -55,27 +54,28 @@ class NotificationClient:
         Raises InvalidMessageError for a notification the notifier would refuse, and TransientError /
         UpstreamError when the queue cannot be reached.
         """
-        message: dict[str, Any] = {
-            "schemaVersion": 1,
-            "notificationId": notification_id or str(uuid.uuid4()),
-            "userId": user_id,
-            "title": title,
-            "body": body,
-            "type": type,
-            "data": dict(data or {}),
-            "delivery": str(delivery),
-            "enqueuedAt": self._clock(),
-        }
-        if ttl_seconds is not None:
-            message["ttlSeconds"] = ttl_seconds
         try:
-            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidMessageError(f"data is not JSON-serialisable: {exc}", field="data") from None
+            mode = Delivery(delivery)
+        except ValueError:
+            allowed = ", ".join(m.value for m in Delivery)
+            raise InvalidMessageError(f"delivery must be one of {allowed}", field="delivery") from None
+        text = format_message(
+            Notification(
+                notification_id=notification_id or str(uuid.uuid4()),
+                user_id=user_id,
+                title=title,
+                body=body,
+                type=type,
+                data=dict(data or {}),
+                delivery=mode,
+                ttl_seconds=ttl_seconds,
+                enqueued_at=self._clock(),
+            )
+        )
         encoded = text.encode("utf-8")
         if len(encoded) > MAX_MESSAGE_BYTES:
             raise InvalidMessageError(f"message is {len(encoded)} bytes; the limit is {MAX_MESSAGE_BYTES}")
-        parse_message(encoded)
+        parsed = parse_message(encoded)
         try:
             try:
                 self._queue.send_message(text)
@@ -85,4 +85,4 @@ class NotificationClient:
                 self._queue.send_message(text)
         except AzureError as exc:
             raise translate_azure_error(exc, "queue storage", "enqueue notification") from exc
-        return str(message["notificationId"])
+        return parsed.notification_id

@@ -239,6 +239,11 @@ class DeliveryStore:
         claimed = record.claimed_at(channel)
         return claimed > 0 and self._clock() - claimed < self._lease
 
+    def lease_remaining(self, record: DeliveryRecord, channel: Channel) -> float:
+        """Seconds until the current claim on ``channel`` expires (0 if there is no live claim)."""
+        claimed = record.claimed_at(channel)
+        return max(0.0, claimed + self._lease - self._clock()) if claimed > 0 else 0.0
+
     def release(self, claim: Claim) -> None:
         """Give a claim back after a failed send, so a retry may send (no-op if no longer ours)."""
 

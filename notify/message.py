@@ -48,6 +48,28 @@ def notification_id_for_queue_message(queue_message_id: str) -> str:
     return "q-" + str(uuid.uuid5(_QUEUE_ID_NAMESPACE, queue_message_id))
 
 
+def format_message(notification: Notification) -> str:
+    """The schema-v1 JSON text of ``notification``: what the producer enqueues and parse_message reads."""
+    message: dict[str, Any] = {
+        "schemaVersion": SCHEMA_VERSION,
+        "notificationId": notification.notification_id,
+        "userId": notification.user_id,
+        "title": notification.title,
+        "body": notification.body,
+        "type": notification.type,
+        "data": dict(notification.data),
+        "delivery": str(notification.delivery),
+    }
+    if notification.enqueued_at is not None:
+        message["enqueuedAt"] = notification.enqueued_at
+    if notification.ttl_seconds is not None:
+        message["ttlSeconds"] = notification.ttl_seconds
+    try:
+        return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessageError(f"data is not JSON-serialisable: {exc}", field="data") from None
+
+
 def parse_message(body: bytes, queue_message_id: str | None = None) -> Notification:
     """Parse a queue message body into a Notification; raise InvalidMessageError with the reason.
 

@@ -8,14 +8,20 @@ Delivery modes (``Notification.delivery``):
 * ``realtime``: in-app only. ``push``: push only. ``both``: one of each.
 
 Every send claims its channel in the delivery row first (see :mod:`notify.deliveries`), so redelivered or
-concurrent messages never send twice on one channel. Sends are retried within the retry policy; a transient
-failure that outlives it releases the claim and propagates so the Functions host redelivers the message.
+concurrent messages never send twice on one channel. A message that finds a channel claimed by another
+handler is not simply dropped: that handler may die before it records the send, and its own message may
+already be gone. The notification is re-enqueued (``recheck_queue``) to be looked at again a few seconds
+later, and again until the claim is recorded as sent (nothing to do) or its lease has run out (free to be
+claimed).
+Sends are retried within the retry policy; a transient failure that outlives it releases the claim and
+propagates so the Functions host redelivers the message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -30,6 +36,7 @@ from notify.deliveries import (
     Status,
     translate_azure_error,
 )
+from notify.message import format_message
 from notify.model import Delivery, Notification
 from notify.presence import PresenceStore
 from shared.errors import NotifyError, TransientError
@@ -37,6 +44,8 @@ from shared.log import log_outcome
 from shared.retry import RetryPolicy, call_with_retry
 
 logger = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 5  # the longest a notification waits before looking again at a channel claimed elsewhere
 
 
 class PushResultLike(Protocol):
@@ -86,6 +95,7 @@ class Notifier:
         ack_timeout_seconds: int,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        recheck_queue: MessageQueue | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._presence = presence
@@ -95,6 +105,7 @@ class Notifier:
         self._ack_timeout = ack_timeout_seconds
         self._retry = retry or RetryPolicy()
         self._clock = clock
+        self._recheck = recheck_queue
 
     def handle(self, notification: Notification) -> None:
         """Deliver a notification from the queue. Raises TransientError when a retry may succeed."""
@@ -107,17 +118,24 @@ class Notifier:
         if self._expired(record, notification):
             return
         mode = notification.delivery
+        busy: list[Channel] = []
         if mode is Delivery.PUSH:
-            self._send_push(record, notification)
+            busy += self._send_push(record, notification)
         elif mode is Delivery.REALTIME:
             outcome, record = self._send_realtime(record, notification)
             if outcome == "failed":
                 self._deliveries.set_status(record, Status.FAILED)
+            elif outcome == "busy":
+                busy.append(Channel.REALTIME)
         elif mode is Delivery.BOTH:
-            _, record = self._send_realtime(record, notification)
-            self._send_push(record, notification)
+            outcome, record = self._send_realtime(record, notification)
+            if outcome == "busy":
+                busy.append(Channel.REALTIME)
+            busy += self._send_push(record, notification)
         else:
-            self._handle_auto(record, notification)
+            busy = self._handle_auto(record, notification)
+        if busy:
+            self._recheck_later(notification, busy)
 
     def handle_deadline(self, user_id: str, notification_id: str) -> None:
         """The ack deadline of an ``auto`` notification passed: push unless acked (at most once)."""
@@ -131,7 +149,10 @@ class Notifier:
         notification = record.notification()
         if self._expired(record, notification):
             return
-        self._send_push(record, notification, allowed=_not_acked_nor_final)
+        if self._send_push(record, notification, allowed=_not_acked_nor_final):
+            # Another handler is pushing; look again when its claim would have expired.
+            current = self._deliveries.get(user_id, notification_id) or record
+            self._enqueue_deadline(notification, self._recheck_delay(current, [Channel.PUSH]))
 
     def handle_ack(self, user_id: str, notification_id: str) -> bool:
         """Record the user's ack of an in-app message; False if the user has no such notification."""
@@ -144,22 +165,23 @@ class Notifier:
             logger.info("ack for unknown notification %s ignored", notification_id)
         return acked
 
-    def _handle_auto(self, record: DeliveryRecord, notification: Notification) -> None:
-        push_started = record.sent(Channel.PUSH) or self._deliveries.claim_is_live(record, Channel.PUSH)
-        if record.status in FINAL_STATUSES or push_started:
-            return
+    def _handle_auto(self, record: DeliveryRecord, notification: Notification) -> list[Channel]:
+        """Returns the channels another handler is busy with (to be rechecked later)."""
+        if record.status in FINAL_STATUSES or record.sent(Channel.PUSH):
+            return []
+        if self._deliveries.claim_is_live(record, Channel.PUSH):
+            return [Channel.PUSH]
         if not record.sent(Channel.REALTIME):
             if not self._presence.is_online(notification.user_id):
-                self._send_push(record, notification, allowed=_not_acked_nor_final)
-                return
+                return self._send_push(record, notification, allowed=_not_acked_nor_final)
             outcome, record = self._send_realtime(record, notification)
             if outcome == "failed":
-                self._send_push(record, notification, allowed=_not_acked_nor_final)
-                return
+                return self._send_push(record, notification, allowed=_not_acked_nor_final)
             if outcome == "busy":
-                return  # another handler holds the claim and will schedule the deadline
+                return [Channel.REALTIME]
         if self._ack_timeout > 0:
             self._enqueue_deadline(notification)
+        return []
 
     def _send_realtime(
         self, record: DeliveryRecord, notification: Notification
@@ -191,10 +213,13 @@ class Notifier:
         record: DeliveryRecord,
         notification: Notification,
         allowed: Callable[[DeliveryRecord], bool] = lambda _: True,
-    ) -> None:
+    ) -> list[Channel]:
+        """Push once; returns ``[Channel.PUSH]`` when another handler holds the push claim, else ``[]``."""
         claim = self._deliveries.claim(record, Channel.PUSH, allowed)
         if claim is None:
-            return
+            current = self._deliveries.get(notification.user_id, notification.notification_id) or record
+            live = not current.sent(Channel.PUSH) and self._deliveries.claim_is_live(current, Channel.PUSH)
+            return [Channel.PUSH] if live and allowed(current) else []
         try:
             result = self._push.send(notification)  # the NH client retries each call itself
         except TransientError:
@@ -207,18 +232,42 @@ class Notifier:
             self._deliveries.set_status(claim.record, Status.FAILED)
             log_outcome(notification.notification_id, notification.user_id, Channel.PUSH, "failed",
                         self._latency_ms(notification), level=logging.ERROR)
-            return
+            return []
         status = Status.PUSHED if result.outcome == "pushed" else Status.NO_DEVICES
         fields = {"nhNotificationId": result.nh_notification_id} if result.nh_notification_id else {}
         self._deliveries.mark_sent(claim, status, **fields)
         log_outcome(notification.notification_id, notification.user_id, Channel.PUSH, status.value,
                     self._latency_ms(notification))
+        return []
 
-    def _enqueue_deadline(self, notification: Notification) -> None:
+    def _recheck_delay(self, record: DeliveryRecord, channels: list[Channel]) -> int:
+        # Usually the other handler finishes within a second; look again soon, and at the latest just after
+        # its lease runs out. A recheck that still finds a live claim re-enqueues itself.
+        remaining = max(self._deliveries.lease_remaining(record, c) for c in channels)
+        return min(math.ceil(remaining) + 1, RECHECK_SECONDS)
+
+    def _recheck_later(self, notification: Notification, channels: list[Channel]) -> None:
+        """Another handler holds a claim: re-enqueue the notification to look again after its lease."""
+        record = self._deliveries.get(notification.user_id, notification.notification_id)
+        delay = self._recheck_delay(record, channels) if record is not None else 1
+        names = ",".join(str(c) for c in channels)
+        if self._recheck is None:
+            raise TransientError(
+                "notifier", f"another handler is delivering {notification.notification_id} ({names})"
+            )
+        try:
+            self._recheck.send_message(format_message(notification), visibility_timeout=delay)
+        except AzureError as exc:
+            raise translate_azure_error(exc, "queue storage", "re-enqueue notification") from exc
+        logger.info("notification %s is busy on %s elsewhere; rechecking in %d s",
+                    notification.notification_id, names, delay)
+
+    def _enqueue_deadline(self, notification: Notification, delay: int | None = None) -> None:
         content = json.dumps({"userId": notification.user_id, "notificationId": notification.notification_id})
-
         try:  # the queue SDK retries (capped, shared/clients.py)
-            self._deadlines.send_message(content, visibility_timeout=self._ack_timeout)
+            self._deadlines.send_message(
+                content, visibility_timeout=self._ack_timeout if delay is None else delay
+            )
         except AzureError as exc:
             raise translate_azure_error(exc, "queue storage", "enqueue deadline") from exc
 

@@ -119,4 +119,5 @@ def get_notifier() -> Notifier:
         deadline_queue=deadlines,
         ack_timeout_seconds=settings.ack_timeout_seconds,
         retry=retry_policy(settings),
+        recheck_queue=get_queue_client(settings.notifications_queue),
     )

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import websocket
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 from azure.functions.queue import QueueMessage
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from azure.storage.queue import (
@@ -35,8 +35,9 @@ from devstack.notificationhubs.emulator import RunningNotificationHubs
 from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints.notifier import process_deadline_message, process_notification_message
 from notify.blueprints.presence import handle_ack, handle_connected
-from notify.deliveries import DeliveryStore, Status
+from notify.deliveries import Channel, DeliveryStore, Status
 from notify.devices import DeviceRegistry
+from notify.message import parse_message
 from notify.notifier import Notifier
 from notify.presence import PresenceStore
 from notify.push import PushSender
@@ -75,6 +76,7 @@ class Stack:
     realtime: RealtimeSender
     push: PushSender
     devices: DeviceRegistry
+    deliveries_table: TableClient
 
     def pushes_to(self, user_id: str) -> list[dict[str, Any]]:
         return self.nh.pushes(hub=self.hub, tag=user_tag(user_id))
@@ -130,6 +132,7 @@ def stack(
         deadline_queue=deadlines,
         ack_timeout_seconds=ACK_TIMEOUT,
         retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),
+        recheck_queue=notifications,
     )
     try:
         yield Stack(
@@ -146,6 +149,7 @@ def stack(
             realtime,
             push,
             devices,
+            deliveries_table,
         )
     finally:
         nh_client.close()
@@ -447,3 +451,53 @@ def test_permanent_in_app_failure_falls_back_to_push(
     assert len(stack.pushes_to("max")) == 1
     assert status_of(stack, document) == Status.PUSHED
     refused_client.close()
+
+
+def short_lease_notifier(stack: Stack, recheck: bool = True) -> tuple[Notifier, DeliveryStore]:
+    deliveries = DeliveryStore(stack.deliveries_table, claim_lease_seconds=1.0)
+    notifier = Notifier(
+        deliveries, stack.presence, stack.realtime, stack.push, stack.deadlines, ACK_TIMEOUT,
+        recheck_queue=stack.notifications if recheck else None,
+    )
+    return notifier, deliveries
+
+
+def hold_push_claim(deliveries: DeliveryStore, document: dict[str, Any]) -> None:
+    """What a handler that claimed the push and then died leaves behind."""
+    record, _ = deliveries.accept(parse_message(json.dumps(document).encode()))
+    assert deliveries.claim(record, Channel.PUSH) is not None
+
+
+def test_a_claim_left_by_a_dead_handler_is_rechecked_after_its_lease_and_pushed_once(stack: Stack) -> None:
+    stack.register_device("ned")
+    document = notification("ned", delivery="push")
+    notifier, deliveries = short_lease_notifier(stack)
+    hold_push_claim(deliveries, document)
+
+    process_notification_message(queue_message(document), notifier, stack.poison)  # the duplicate
+    assert stack.pushes_to("ned") == []
+    assert stack.notifications.peek_messages() == []  # re-enqueued invisible until the lease has run out
+    give_up = time.monotonic() + 10
+    recheck: list[Any] = []
+    while not recheck and time.monotonic() < give_up:
+        recheck = list(stack.notifications.receive_messages(max_messages=1))
+        time.sleep(0.2)
+    [message] = recheck
+    body = base64.b64decode(message.content)
+    assert json.loads(body)["notificationId"] == document["notificationId"]
+
+    msg = QueueMessage(id=message.id, body=body, dequeue_count=1)  # type: ignore[no-untyped-call]
+    process_notification_message(msg, notifier, stack.poison)
+    process_notification_message(msg, notifier, stack.poison)  # and once more: already pushed
+    assert len(stack.pushes_to("ned")) == 1
+    assert status_of(stack, document) == Status.PUSHED
+
+
+def test_without_a_recheck_queue_a_busy_claim_makes_the_host_retry(stack: Stack) -> None:
+    stack.register_device("ola")
+    document = notification("ola", delivery="push")
+    notifier, deliveries = short_lease_notifier(stack, recheck=False)
+    hold_push_claim(deliveries, document)
+    with pytest.raises(TransientError):
+        process_notification_message(queue_message(document), notifier, stack.poison)
+    assert stack.pushes_to("ola") == []
