@@ -280,11 +280,11 @@ class DeliveryStore:
 
         return self._update(record, change)
 
-    def mark_acked(self, user_id: str, notification_id: str) -> bool:
-        """Record the user's ack; False when the user has no such notification."""
+    def mark_acked(self, user_id: str, notification_id: str) -> DeliveryRecord | None:
+        """Record the user's ack; returns the row, or None when the user has no such notification."""
         record = self.get(user_id, notification_id)
         if record is None:
-            return False
+            return None
 
         def change(current: DeliveryRecord) -> dict[str, Any] | None:
             if current.acked:
@@ -294,8 +294,7 @@ class DeliveryStore:
                 fields["status"] = Status.ACKED.value
             return fields
 
-        self._update(record, change)
-        return True
+        return self._update(record, change)
 
     def _update(
         self, record: DeliveryRecord, change: Callable[[DeliveryRecord], dict[str, Any] | None]

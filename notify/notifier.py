@@ -156,14 +156,13 @@ class Notifier:
 
     def handle_ack(self, user_id: str, notification_id: str) -> bool:
         """Record the user's ack of an in-app message; False if the user has no such notification."""
-        acked = self._deliveries.mark_acked(user_id, notification_id)
-        if acked:
-            record = self._deliveries.get(user_id, notification_id)
-            latency = self._latency_ms(record.notification()) if record is not None else None
-            log_outcome(notification_id, user_id, Channel.REALTIME, "acked", latency)
-        else:
+        record = self._deliveries.mark_acked(user_id, notification_id)
+        if record is None:
             logger.info("ack for unknown notification %s ignored", notification_id)
-        return acked
+            return False
+        latency = self._latency_ms(record.notification())
+        log_outcome(notification_id, user_id, Channel.REALTIME, "acked", latency)
+        return True
 
     def _handle_auto(self, record: DeliveryRecord, notification: Notification) -> list[Channel]:
         """Returns the channels another handler is busy with (to be rechecked later)."""
