@@ -1,0 +1,118 @@
+"""What one benchmark run measured, as dataclasses that turn into JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.stats import LatencySummary
+from bench.targets import TargetResult, latency_target, ratio, throughput_target
+
+
+@dataclass(frozen=True)
+class SystemFigures:
+    """One system (the notifier, or the floor) on one path."""
+
+    throughput_per_s: float
+    latency: LatencySummary
+    process_cpu_ms_per_notification: float  # CPU of the whole consuming process during the drain
+    delivered: int
+    expected: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PathFigures:
+    """The notifier and the floor on one path (realtime or push), plus the load that was offered."""
+
+    path: str
+    notifier: SystemFigures
+    floor: SystemFigures
+    producer_per_s: float
+    paced_rate_per_s: float
+
+    @property
+    def throughput_ratio(self) -> float:
+        """notifier / floor throughput."""
+        return ratio(self.notifier.throughput_per_s, self.floor.throughput_per_s)
+
+    @property
+    def p50_ratio(self) -> float:
+        """notifier / floor p50 latency."""
+        return ratio(self.notifier.latency.p50_ms, self.floor.latency.p50_ms)
+
+    def targets(self, polling_interval_ms: float) -> list[TargetResult]:
+        """The throughput and latency targets of this path."""
+        return [
+            throughput_target(self.notifier.throughput_per_s, self.floor.throughput_per_s),
+            latency_target(self.notifier.latency.p50_ms, self.floor.latency.p50_ms, polling_interval_ms),
+        ]
+
+    def to_dict(self, polling_interval_ms: float) -> dict[str, Any]:
+        """A JSON-ready dict with ratios and target verdicts."""
+        return {
+            "path": self.path,
+            "notifier": self.notifier.to_dict(),
+            "floor": self.floor.to_dict(),
+            "producer_per_s": self.producer_per_s,
+            "paced_rate_per_s": self.paced_rate_per_s,
+            "throughput_ratio": self.throughput_ratio,
+            "p50_ratio": self.p50_ratio,
+            "targets": [t.to_dict() for t in self.targets(polling_interval_ms)],
+        }
+
+
+@dataclass(frozen=True)
+class OwnCpu:
+    """CPU per notification, one thread handling messages one by one (see :mod:`bench.own_cpu`)."""
+
+    path: str
+    samples: int
+    own_ms: float  # self time of functions in notify/, shared/ and function_app.py (profiled)
+    unprofiled_total_ms: float  # thread CPU of all code, without the profiler
+    http_requests_per_notification: float = 0.0
+    profiled_ms_by_category: dict[str, float] = field(default_factory=dict)  # own, azure_sdk, ...
+    top: list[dict[str, Any]] = field(default_factory=list)  # [{"function", "ms"}] of own code
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class BenchResult:
+    """Everything a run produced."""
+
+    command: str
+    started_at: str
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    polling_interval_ms: float
+    paths: list[PathFigures] = field(default_factory=list)
+    own_cpu: list[OwnCpu] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def targets(self) -> list[tuple[str, TargetResult]]:
+        """Every target verdict, tagged with its path."""
+        from bench.targets import own_cpu_target
+
+        verdicts = [(p.path, t) for p in self.paths for t in p.targets(self.polling_interval_ms)]
+        verdicts += [(c.path, own_cpu_target(c.own_ms)) for c in self.own_cpu]
+        return verdicts
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the whole run."""
+        return {
+            "command": self.command,
+            "started_at": self.started_at,
+            "machine": self.machine,
+            "settings": self.settings,
+            "polling_interval_ms": self.polling_interval_ms,
+            "paths": [p.to_dict(self.polling_interval_ms) for p in self.paths],
+            "own_cpu": [c.to_dict() for c in self.own_cpu],
+            "targets": [{"path": path, **t.to_dict()} for path, t in self.targets()],
+            "notes": self.notes,
+        }

@@ -1,0 +1,53 @@
+"""A tiny ``python -m bench`` run on its own private stack: the report's structure, never its timings."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.summary import BEGIN, END
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
+    doc = tmp_path / "PERFORMANCE.md"
+    doc.write_text("# Performance\n\nhand-written method\n", encoding="utf-8")
+    command = [sys.executable, "-m", "bench", "-n", "20", "-k", "2", "--latency-notifications", "10",
+               "--profile-samples", "4", "--ack-timeout", "1", "--results-dir", str(tmp_path / "results"),
+               "--doc", str(doc)]
+    completed = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    [result_file] = (tmp_path / "results").glob("bench-*.json")
+    data = json.loads(result_file.read_text())
+    assert data["settings"]["concurrency"] == 24  # host.json: batchSize 16 + newBatchThreshold 8
+    assert [p["path"] for p in data["paths"]] == ["realtime", "push"]
+    for path in data["paths"]:
+        for system in ("notifier", "floor"):
+            figures = path[system]
+            # 20 drained + 10 paced per system: every notification reached the client or the push sink
+            assert figures["delivered"] == figures["expected"] == 30, (path["path"], system)
+            assert figures["latency"]["count"] == 10
+            assert figures["throughput_per_s"] > 0
+    assert {(t["path"], t["name"]) for t in data["targets"]} == {
+        (path, name)
+        for path in ("realtime", "push")
+        for name in ("throughput ratio", "p50 latency (ms)", "own CPU per notification (ms)")
+    }
+    own = {c["path"]: c for c in data["own_cpu"]}
+    assert own["realtime"]["samples"] == own["push"]["samples"] == 4
+    # deliver + ack + deadline on the realtime path makes more requests than a push
+    requests = {path: own[path]["http_requests_per_notification"] for path in own}
+    assert requests["realtime"] > requests["push"] > 0
+    assert own["realtime"]["profiled_ms_by_category"]["own"] > 0
+
+    assert "notifier/floor" in completed.stdout
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith(BEGIN) and END in text and text.rstrip().endswith("hand-written method")
