@@ -10,6 +10,7 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from notify.deliveries import translate_azure_error
 from notify.model import Notification
+from shared.clients import sdk_transport
 from shared.settings import Settings, WebPubSubSettings, get_settings
 
 SERVICE = "web pubsub"
@@ -42,7 +43,7 @@ def build_webpubsub_client(settings: WebPubSubSettings) -> WebPubSubServiceClien
     """A service client from settings, without SDK retries (``shared.retry`` retries)."""
     if settings.connection_string:
         return WebPubSubServiceClient.from_connection_string(
-            settings.connection_string, hub=settings.hub, retry_total=0
+            settings.connection_string, hub=settings.hub, retry_total=0, transport=sdk_transport()
         )
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -52,7 +53,9 @@ def build_webpubsub_client(settings: WebPubSubSettings) -> WebPubSubServiceClien
         if settings.client_id
         else DefaultAzureCredential()
     )
-    return WebPubSubServiceClient(settings.endpoint, settings.hub, credential, retry_total=0)
+    return WebPubSubServiceClient(
+        settings.endpoint, settings.hub, credential, retry_total=0, transport=sdk_transport()
+    )
 
 
 @lru_cache(maxsize=1)

@@ -1,9 +1,11 @@
-"""Storage clients (queues, tables) built once per process from the settings.
+"""SDK clients' shared plumbing, and the storage clients (queues, tables) built once per process.
 
 Each call is retried in exactly one layer. The Storage SDKs retry throttling, 5xx and timeouts themselves,
 but their defaults can keep a function busy for minutes (tables: 10 tries up to 120 s apart; queues: 3 tries
 from 15 s), longer than the queue's visibility timeout; here they are capped to a few seconds, after which
-the error reaches the host and the queue message is retried. Web PubSub (``retry_total=0`` in the SDK) and
+the error reaches the host and the queue message is retried. (azure-core does not retry a connection lost
+after the request was sent for POST/PATCH, i.e. table inserts and merges and queue sends: that also reaches
+the host; the delivery records make the retry safe.) Web PubSub (``retry_total=0`` in the SDK) and
 Notification Hubs calls are retried by :func:`shared.retry.call_with_retry` instead.
 """
 
@@ -13,7 +15,9 @@ import logging
 from functools import lru_cache
 from typing import Any
 
+import requests
 from azure.core.exceptions import AzureError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import (
     BinaryBase64EncodePolicy,
@@ -21,10 +25,31 @@ from azure.storage.queue import (
     QueueClient,
     TextBase64EncodePolicy,
 )
+from requests.adapters import HTTPAdapter
 
 from shared.settings import StorageSettings, get_settings
 
 logger = logging.getLogger(__name__)
+
+# Connections kept per client: at least the invocations that can run at once (the Python worker's default
+# thread pool is 32 at most; host.json allows batchSize + newBatchThreshold = 24 queue messages in flight).
+# requests' default of 10 makes busy instances drop and reopen connections.
+POOL_SIZE = 32
+
+
+def pooled_session(pool_size: int = POOL_SIZE) -> requests.Session:
+    """A requests Session that keeps up to ``pool_size`` connections per host."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def sdk_transport(pool_size: int = POOL_SIZE) -> RequestsTransport:
+    """An azure-core transport over :func:`pooled_session`, for one SDK client."""
+    return RequestsTransport(session=pooled_session(pool_size), session_owner=True)
+
 
 # At most 3 calls per operation, a few seconds in all.
 STORAGE_RETRY_TOTAL = 2
@@ -59,6 +84,7 @@ def make_queue_client(storage: StorageSettings, queue_name: str, binary: bool = 
             queue_name,
             message_encode_policy=policy,
             retry_policy=queue_retry_policy(),
+            transport=sdk_transport(),
         )
     assert storage.queue_service_uri is not None  # the settings guarantee it without a connection string
     return QueueClient(
@@ -67,17 +93,23 @@ def make_queue_client(storage: StorageSettings, queue_name: str, binary: bool = 
         credential=azure_credential(storage.client_id),
         message_encode_policy=policy,
         retry_policy=queue_retry_policy(),
+        transport=sdk_transport(),
     )
 
 
 def make_table_client(storage: StorageSettings, table_name: str, create: bool = True) -> TableClient:
     """A TableClient with capped retries; ``create`` makes the table when it is missing (best effort)."""
     if storage.connection_string:
-        service = TableServiceClient.from_connection_string(storage.connection_string, **TABLE_RETRY)
+        service = TableServiceClient.from_connection_string(
+            storage.connection_string, transport=sdk_transport(), **TABLE_RETRY
+        )
     else:
         assert storage.table_service_uri is not None
         service = TableServiceClient(
-            storage.table_service_uri, credential=azure_credential(storage.client_id), **TABLE_RETRY
+            storage.table_service_uri,
+            credential=azure_credential(storage.client_id),
+            transport=sdk_transport(),
+            **TABLE_RETRY,
         )
     if create:
         try:

@@ -35,6 +35,7 @@ from typing import Any
 
 import requests
 
+from shared.clients import pooled_session
 from shared.errors import BadRequestError, ConfigurationError, TransientError, UpstreamError
 from shared.retry import RetryPolicy, call_with_retry
 from shared.settings import get_settings
@@ -150,7 +151,7 @@ class NotificationHubsClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.info = parse_connection_string(connection_string, hub_name)
-        self._session = session or requests.Session()
+        self._session = session or pooled_session()
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
         self._tokens = _TokenCache(self.info, clock)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aiohttp import web
@@ -19,17 +21,25 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 
 
 class AlwaysBusy:
-    """A storage endpoint that answers every request with 503 and counts them."""
+    """A storage endpoint that answers every request with ``status`` (after ``delay``), counting requests and
+    the client ports they came from."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 503, delay: float = 0.0) -> None:
         self.requests = 0
+        self.client_ports: set[int] = set()
+        self.status = status
+        self.delay = delay
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self.server = ServerThread(app)
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
-        return web.Response(status=503, text="busy")
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.client_ports.add(peer[1])
+        await asyncio.sleep(self.delay)
+        return web.Response(status=self.status, text="busy")
 
     def storage(self) -> StorageSettings:
         port = self.server.start()
@@ -80,3 +90,23 @@ def test_clients_create_the_table_and_base64_encode_messages(
     plain = QueueClient.from_connection_string(azurite.connection_string, queue.queue_name)
     bodies = [base64.b64decode(m.content) for m in plain.receive_messages(max_messages=2)]
     assert sorted(bodies) == sorted([b'{"a": 1}', b"\xff\x00"])
+
+
+def test_a_client_keeps_a_connection_for_each_concurrent_invocation() -> None:
+    server = AlwaysBusy(status=404, delay=0.3)
+    try:
+        table = make_table_client(server.storage(), "t", create=False)
+        in_flight = 24  # host.json batchSize + newBatchThreshold
+
+        def read(_: int) -> None:
+            with pytest.raises(HttpResponseError):
+                table.get_entity("p", "r")
+
+        with ThreadPoolExecutor(in_flight) as pool:
+            for _ in range(2):  # the second round reuses the first round's connections
+                list(pool.map(read, range(in_flight)))
+        assert server.requests == 2 * in_flight
+        # requests' default pool (10) would discard 14 connections after the first round and open new ones.
+        assert len(server.client_ports) <= in_flight
+    finally:
+        server.server.stop()
