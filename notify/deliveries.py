@@ -12,6 +12,7 @@ Exactly once per channel (realtime, push), although queue messages are delivered
 handled concurrently:
 
 1. ``accept`` inserts the row with a conditional insert; a redelivery finds the row and reuses it.
+   ``accept_and_claim`` inserts it with the first channel already claimed (step 2 in the same request).
 2. Before sending on a channel the notifier **claims** it: a merge conditioned on the row's ETag
    (``MatchConditions.IfNotModified``) that sets ``<channel>ClaimedAt`` and a random ``<channel>ClaimId``.
    Only one writer can win a given ETag; a loser re-reads the row and re-decides. A channel that is already
@@ -167,6 +168,25 @@ class DeliveryStore:
 
     def accept(self, notification: Notification) -> tuple[DeliveryRecord, bool]:
         """Insert the row if absent; return (record, created). Raises TransientError / UpstreamError."""
+        record, created, _ = self._insert(notification, None)
+        return record, created
+
+    def accept_and_claim(
+        self, notification: Notification, channel: Channel
+    ) -> tuple[DeliveryRecord, Claim | None]:
+        """Insert the row already claimed on ``channel`` (one request instead of two).
+
+        Returns (new record, the claim), or (existing record, None) when the row was there: the caller then
+        claims through :meth:`claim` as for any redelivery.
+        """
+        record, created, claim_id = self._insert(notification, channel)
+        if not created or claim_id is None:
+            return record, None
+        return record, Claim(record, channel, claim_id)
+
+    def _insert(
+        self, notification: Notification, channel: Channel | None
+    ) -> tuple[DeliveryRecord, bool, str | None]:
         content = json.dumps(
             {
                 "title": notification.title,
@@ -177,6 +197,7 @@ class DeliveryStore:
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode("utf-8")
+        now = self._clock()
         entity: dict[str, Any] = {
             "PartitionKey": user_key(notification.user_id),
             "RowKey": notification.notification_id,
@@ -185,24 +206,28 @@ class DeliveryStore:
             "delivery": notification.delivery.value,
             "ttlSeconds": notification.ttl_seconds or 0,
             "enqueuedAt": float(notification.enqueued_at or 0.0),
-            "acceptedAt": self._clock(),
+            "acceptedAt": now,
             "status": Status.ACCEPTED.value,
         }
-        for channel in Channel:
-            entity[f"{channel}ClaimedAt"] = 0.0
-            entity[f"{channel}ClaimId"] = ""
-            entity[f"{channel}SentAt"] = 0.0
+        for each in Channel:
+            entity[f"{each}ClaimedAt"] = 0.0
+            entity[f"{each}ClaimId"] = ""
+            entity[f"{each}SentAt"] = 0.0
         entity["ackedAt"] = 0.0
+        claim_id = uuid.uuid4().hex if channel is not None else None
+        if channel is not None:
+            entity[f"{channel}ClaimedAt"] = now
+            entity[f"{channel}ClaimId"] = claim_id
         try:
             metadata = self._table.create_entity(entity)
         except ResourceExistsError:
             existing = self.get(notification.user_id, notification.notification_id)
             if existing is None:  # deleted in between; let the retry start over
                 raise TransientError(SERVICE, "delivery row vanished after a conflict") from None
-            return existing, False
+            return existing, False, None
         except AzureError as exc:
             _raise_translated(exc, "insert delivery")
-        return DeliveryRecord(entity, str(metadata["etag"])), True
+        return DeliveryRecord(entity, str(metadata["etag"])), True, claim_id
 
     def get(self, user_id: str, notification_id: str) -> DeliveryRecord | None:
         """The current row, or None if there is none."""

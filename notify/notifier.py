@@ -31,6 +31,7 @@ from azure.core.exceptions import AzureError
 from notify.deliveries import (
     FINAL_STATUSES,
     Channel,
+    Claim,
     DeliveryRecord,
     DeliveryStore,
     Status,
@@ -109,8 +110,13 @@ class Notifier:
 
     def handle(self, notification: Notification) -> None:
         """Deliver a notification from the queue. Raises TransientError when a retry may succeed."""
-        record, created = self._deliveries.accept(notification)
-        if not created:
+        online: bool | None = None
+        if notification.delivery is Delivery.AUTO:
+            online = self._presence.is_online(notification.user_id)
+        push_first = notification.delivery is Delivery.PUSH or online is False
+        first = Channel.PUSH if push_first else Channel.REALTIME
+        record, claim = self._deliveries.accept_and_claim(notification, first)
+        if claim is None:
             logger.info("notification %s seen again (status %s)", notification.notification_id, record.status)
             if record.status in (Status.FAILED, Status.EXPIRED):
                 return
@@ -120,20 +126,20 @@ class Notifier:
         mode = notification.delivery
         busy: list[Channel] = []
         if mode is Delivery.PUSH:
-            busy += self._send_push(record, notification)
+            busy += self._send_push(record, notification, claim=claim)
         elif mode is Delivery.REALTIME:
-            outcome, record = self._send_realtime(record, notification)
+            outcome, record = self._send_realtime(record, notification, claim)
             if outcome == "failed":
                 self._deliveries.set_status(record, Status.FAILED)
             elif outcome == "busy":
                 busy.append(Channel.REALTIME)
         elif mode is Delivery.BOTH:
-            outcome, record = self._send_realtime(record, notification)
+            outcome, record = self._send_realtime(record, notification, claim)
             if outcome == "busy":
                 busy.append(Channel.REALTIME)
             busy += self._send_push(record, notification)
         else:
-            busy = self._handle_auto(record, notification)
+            busy = self._handle_auto(record, notification, bool(online), claim)
         if busy:
             self._recheck_later(notification, busy)
 
@@ -164,16 +170,23 @@ class Notifier:
         log_outcome(notification_id, user_id, Channel.REALTIME, "acked", latency)
         return True
 
-    def _handle_auto(self, record: DeliveryRecord, notification: Notification) -> list[Channel]:
-        """Returns the channels another handler is busy with (to be rechecked later)."""
+    def _handle_auto(
+        self, record: DeliveryRecord, notification: Notification, online: bool, claim: Claim | None
+    ) -> list[Channel]:
+        """Returns the channels another handler is busy with (to be rechecked later).
+
+        ``claim`` is the channel claimed with the insert (push when offline, realtime when online), if any.
+        """
         if record.status in FINAL_STATUSES or record.sent(Channel.PUSH):
             return []
-        if self._deliveries.claim_is_live(record, Channel.PUSH):
+        push_claim = claim if claim is not None and claim.channel is Channel.PUSH else None
+        realtime_claim = claim if claim is not None and claim.channel is Channel.REALTIME else None
+        if push_claim is None and self._deliveries.claim_is_live(record, Channel.PUSH):
             return [Channel.PUSH]
         if not record.sent(Channel.REALTIME):
-            if not self._presence.is_online(notification.user_id):
-                return self._send_push(record, notification, allowed=_not_acked_nor_final)
-            outcome, record = self._send_realtime(record, notification)
+            if not online:
+                return self._send_push(record, notification, allowed=_not_acked_nor_final, claim=push_claim)
+            outcome, record = self._send_realtime(record, notification, realtime_claim)
             if outcome == "failed":
                 return self._send_push(record, notification, allowed=_not_acked_nor_final)
             if outcome == "busy":
@@ -183,10 +196,10 @@ class Notifier:
         return []
 
     def _send_realtime(
-        self, record: DeliveryRecord, notification: Notification
+        self, record: DeliveryRecord, notification: Notification, claim: Claim | None = None
     ) -> tuple[str, DeliveryRecord]:
-        """Returns ("sent" | "busy" | "failed", the latest record)."""
-        claim = self._deliveries.claim(record, Channel.REALTIME)
+        """Returns ("sent" | "busy" | "failed", the latest record); ``claim``: one already won."""
+        claim = claim or self._deliveries.claim(record, Channel.REALTIME)
         if claim is None:
             current = self._deliveries.get(notification.user_id, notification.notification_id) or record
             return ("sent" if current.sent(Channel.REALTIME) else "busy"), current
@@ -212,9 +225,10 @@ class Notifier:
         record: DeliveryRecord,
         notification: Notification,
         allowed: Callable[[DeliveryRecord], bool] = lambda _: True,
+        claim: Claim | None = None,
     ) -> list[Channel]:
         """Push once; returns ``[Channel.PUSH]`` when another handler holds the push claim, else ``[]``."""
-        claim = self._deliveries.claim(record, Channel.PUSH, allowed)
+        claim = claim or self._deliveries.claim(record, Channel.PUSH, allowed)
         if claim is None:
             current = self._deliveries.get(notification.user_id, notification.notification_id) or record
             live = not current.sent(Channel.PUSH) and self._deliveries.claim_is_live(current, Channel.PUSH)

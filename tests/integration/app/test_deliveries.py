@@ -48,6 +48,19 @@ def test_accept_inserts_once_and_round_trips_the_notification(store: DeliverySto
     assert store.get("someone-else", "n1") is None
 
 
+def test_accept_and_claim_inserts_the_row_already_claimed(store: DeliveryStore) -> None:
+    notification = make()
+    record, claim = store.accept_and_claim(notification, Channel.PUSH)
+    assert claim is not None and claim.channel is Channel.PUSH and record.claim_id(Channel.PUSH)
+    again, no_claim = store.accept_and_claim(notification, Channel.PUSH)  # a redelivery
+    assert no_claim is None and again.notification() == notification
+    assert store.claim_is_live(again, Channel.PUSH)
+    assert store.claim(again, Channel.PUSH) is None  # held by the first handler
+    sent = store.mark_sent(claim, Status.PUSHED)
+    assert sent.sent(Channel.PUSH) and sent.status == Status.PUSHED
+    assert store.claim(sent, Channel.REALTIME) is not None  # only the first channel was claimed
+
+
 def test_a_channel_is_claimed_only_once(store: DeliveryStore) -> None:
     record, _ = store.accept(make())
     first = store.claim(record, Channel.PUSH)
