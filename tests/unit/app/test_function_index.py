@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 
-import function_app
+from tests.function_index import indexed_functions
 
 EXPECTED = {
     "negotiate": {"type": "httpTrigger", "route": "negotiate", "methods": ["POST"]},
@@ -22,8 +22,7 @@ EXPECTED = {
 
 @functools.cache
 def _index() -> dict[str, list[dict[str, object]]]:
-    # get_functions() may run only once per app instance (it records names to reject duplicates).
-    functions = function_app.app.get_functions()
+    functions = indexed_functions()
     return {
         f.get_function_name(): json.loads(f.get_function_json())["bindings"] for f in functions
     }

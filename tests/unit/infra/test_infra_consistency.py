@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from shared import settings as settings_module
+from tests.function_index import indexed_functions
 from tests.unit.infra.bicep import (
     INFRA,
     REPO,
@@ -115,11 +116,9 @@ def settings_reads() -> dict[str, str]:
 @cache
 def function_bindings() -> list[dict[str, Any]]:
     """Every binding of every function of the app, as the worker indexes them."""
-    import function_app
-
     return [
         binding
-        for function in function_app.app.get_functions()
+        for function in indexed_functions()
         for binding in function.get_bindings_dict()["bindings"]
     ]
 
