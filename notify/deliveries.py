@@ -53,6 +53,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 
 from notify.model import Delivery, Notification
+from shared.clients import CONDITIONAL_WRITE_RETRY
 from shared.errors import TransientError, UpstreamError
 from shared.user_keys import user_key
 
@@ -219,11 +220,14 @@ class DeliveryStore:
             entity[f"{channel}ClaimedAt"] = now
             entity[f"{channel}ClaimId"] = claim_id
         try:
-            metadata = self._table.create_entity(entity)
+            metadata = self._table.create_entity(entity, **CONDITIONAL_WRITE_RETRY)
         except ResourceExistsError:
             existing = self.get(notification.user_id, notification.notification_id)
             if existing is None:  # deleted in between; let the retry start over
                 raise TransientError(SERVICE, "delivery row vanished after a conflict") from None
+            if channel is not None and existing.claim_id(channel) == claim_id:
+                # Our own insert: its answer was lost and the SDK's repeat met the row it had created.
+                return existing, True, claim_id
             return existing, False, None
         except AzureError as exc:
             _raise_translated(exc, "insert delivery")
@@ -336,11 +340,12 @@ class DeliveryStore:
             keys = {"PartitionKey": current.entity["PartitionKey"], "RowKey": current.entity["RowKey"]}
             entity = {**keys, **fields}
             try:
-                metadata = self._table.update_entity(
+                metadata = self._table.update_entity(  # a repeat after a lost answer meets 412: re-read
                     entity,
                     mode=UpdateMode.MERGE,
                     etag=current.etag,
                     match_condition=MatchConditions.IfNotModified,
+                    **CONDITIONAL_WRITE_RETRY,
                 )
             except ResourceModifiedError:
                 reread = self.get(current.user_id, current.notification_id)

@@ -3,9 +3,9 @@
 Each call is retried in exactly one layer. The Storage SDKs retry throttling, 5xx and timeouts themselves,
 but their defaults can keep a function busy for minutes (tables: 10 tries up to 120 s apart; queues: 3 tries
 from 15 s), longer than the queue's visibility timeout; here they are capped to a few seconds, after which
-the error reaches the host and the queue message is retried. (azure-core does not retry a connection lost
-after the request was sent for POST/PATCH, i.e. table inserts and merges and queue sends: that also reaches
-the host; the delivery records make the retry safe.) Web PubSub (``retry_total=0`` in the SDK) and
+the error reaches the host and the queue message is retried. A connection lost after a request was sent
+is repeated too: the queue SDK's policy does it for every method; for table writes the delivery store asks
+for it per call (:data:`CONDITIONAL_WRITE_RETRY`). Web PubSub (``retry_total=0`` in the SDK) and
 Notification Hubs calls are retried by :func:`shared.retry.call_with_retry` instead.
 """
 
@@ -57,6 +57,16 @@ TABLE_RETRY: dict[str, Any] = {
     "retry_total": STORAGE_RETRY_TOTAL,
     "retry_backoff_factor": 0.5,
     "retry_backoff_max": 3,
+}
+
+
+# Per-call option for table writes: azure-core retries a connection lost after sending only for idempotent
+# methods, not for inserts (POST) and merges (PATCH/MERGE). Ours are conditional (insert-if-absent, merge
+# if the ETag matches), so a repeat is safe: the caller handles the 409/412 it may answer.
+CONDITIONAL_WRITE_RETRY: dict[str, Any] = {
+    "retry_on_methods": frozenset(
+        ["HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH", "MERGE"]
+    )
 }
 
 

@@ -1,0 +1,110 @@
+"""Delivery writes whose answer is lost on the way back: the SDK repeats them and the store stays right.
+
+A proxy in front of Azurite forwards a write, lets Azurite apply it, then drops the connection instead of
+answering, as a load balancer or a reset keep-alive connection may. azure-core repeats only idempotent
+methods by itself; the store asks it to repeat its conditional inserts and merges too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from devstack.azurite import ACCOUNT_KEY, ACCOUNT_NAME, RunningAzurite
+from devstack.server_thread import ServerThread
+from notify.deliveries import Channel, DeliveryStore, Status
+from notify.model import Delivery, Notification
+from shared.clients import make_table_client
+from shared.settings import StorageSettings
+
+pytestmark = pytest.mark.integration
+
+
+class AnswerLosingProxy:
+    """Forwards to Azurite's table service; the next write after :meth:`lose_next_write` gets no answer."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.armed = False
+        self.writes: list[str] = []
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self.server = ServerThread(app)
+        self.port = self.server.start()
+
+    def lose_next_write(self) -> None:
+        self.armed = True
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        url = URL(self.target + request.raw_path, encoded=True)  # as signed: no re-quoting
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, url, headers=headers, data=body or None  # no Content-Type added to a GET
+        ) as upstream:
+            payload = await upstream.read()
+            status, upstream_headers = upstream.status, upstream.headers.copy()
+        if request.method != "GET":
+            self.writes.append(f"{request.method} {status}")
+            if self.armed:
+                self.armed = False
+                assert request.transport is not None
+                request.transport.close()  # applied by Azurite, but the client never hears of it
+                return web.Response(status=500)
+        answer = web.Response(status=status, body=payload)
+        for name in ("Content-Type", "ETag", "Location", "Preference-Applied", "x-ms-request-id"):
+            if name in upstream_headers:
+                answer.headers[name] = upstream_headers[name]
+        return answer
+
+
+@pytest.fixture
+def proxy(azurite: RunningAzurite) -> Iterator[AnswerLosingProxy]:
+    running = AnswerLosingProxy(f"http://{azurite.host}:{azurite.table_port}")
+    yield running
+    running.server.stop()
+
+
+@pytest.fixture
+def store(proxy: AnswerLosingProxy) -> DeliveryStore:
+    endpoint = f"http://127.0.0.1:{proxy.port}/{ACCOUNT_NAME}"
+    storage = StorageSettings(
+        connection_string=(
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"TableEndpoint={endpoint};"
+        )
+    )
+    return DeliveryStore(make_table_client(storage, "lost" + uuid.uuid4().hex[:12]))
+
+
+def notification() -> Notification:
+    return Notification("n-" + uuid.uuid4().hex, "alice", "Hi", "there", delivery=Delivery.PUSH)
+
+
+def test_an_insert_whose_answer_was_lost_is_recognised_as_our_own(
+    store: DeliveryStore, proxy: AnswerLosingProxy
+) -> None:
+    proxy.lose_next_write()
+    record, claim = store.accept_and_claim(notification(), Channel.PUSH)
+    assert proxy.writes[-2:] == ["POST 201", "POST 409"]  # applied, then the SDK's repeat met the row
+    assert claim is not None, "the store took its own insert for another handler's"
+    assert record.claim_id(Channel.PUSH) == claim.claim_id
+    assert store.mark_sent(claim, Status.PUSHED).sent(Channel.PUSH)
+
+
+def test_a_merge_whose_answer_was_lost_keeps_the_claim(
+    store: DeliveryStore, proxy: AnswerLosingProxy
+) -> None:
+    record, _ = store.accept(notification())
+    proxy.lose_next_write()
+    claim = store.claim(record, Channel.REALTIME)
+    # Applied, then the repeat's ETag no longer matched.
+    assert [w.split()[1] for w in proxy.writes[-2:]] == ["204", "412"]
+    assert claim is not None
+    sent = store.mark_sent(claim, Status.SENT_REALTIME)
+    assert sent.sent(Channel.REALTIME) and sent.status == Status.SENT_REALTIME
