@@ -186,12 +186,16 @@ def start_host(
 ) -> Any:
     """Start (or restart) the Functions host process for ``stack``; returns the FunctionsHostProcess."""
     from devstack.functions_host.process import start_functions_host_process
+    from devstack.functions_host.settings_loader import load_local_settings
 
+    settings = settings_file or default_settings_file()
+    from_file = load_local_settings(settings)
+    # Pass only what the settings file does not already say (unless this shell says otherwise), so the
+    # host does not log "Skipping ..." for values that are the same anyway (on the dev ports they agree).
+    wanted = {**stack.environment(), **(app_env or {})}
+    env = {k: v for k, v in wanted.items() if from_file.get(k) != v or os.environ.get(k) not in (None, "", v)}
     return start_functions_host_process(
-        REPO_ROOT,
-        port=stack.ports.functions,
-        env={**stack.environment(), **(app_env or {})},
-        settings_file=settings_file or default_settings_file(),
+        REPO_ROOT, port=stack.ports.functions, env=env, settings_file=settings
     )
 
 

@@ -7,11 +7,25 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from notify.client import NotificationClient
 from notify.model import Delivery
 from shared.errors import NotifyError
 from shared.settings import DEFAULTS
+
+
+def local_setting(name: str, settings_file: Path = Path("local.settings.json")) -> str | None:
+    """``name`` from the environment, else from local.settings.json ``Values`` (as ``func start`` does)."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    try:
+        values = json.loads(settings_file.read_text(encoding="utf-8-sig")).get("Values") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    found = values.get(name) if isinstance(values, dict) else None
+    return str(found) if found else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,20 +41,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument("--delivery", default="auto", choices=[d.value for d in Delivery])
     send.add_argument("--id", dest="notification_id", help="notificationId (default: a new uuid)")
     send.add_argument("--ttl", type=int, dest="ttl_seconds", help="time to live in seconds")
-    # A developer tool, not the app: its defaults come from the same variables the app reads.
+    # A developer tool, not the app: its defaults come from the same settings the app reads.
     send.add_argument(
         "--connection-string",
-        default=os.environ.get("AzureWebJobsStorage"),  # noqa: SIM112 - the Functions setting name
-        help="storage connection string (default: $AzureWebJobsStorage)",
+        default=local_setting("AzureWebJobsStorage"),
+        help="storage connection string (default: $AzureWebJobsStorage, else local.settings.json)",
     )
     send.add_argument(
         "--queue",
-        default=os.environ.get("NOTIFICATIONS_QUEUE") or DEFAULTS["NOTIFICATIONS_QUEUE"],
-        help="queue name (default: $NOTIFICATIONS_QUEUE or 'notifications')",
+        default=local_setting("NOTIFICATIONS_QUEUE") or DEFAULTS["NOTIFICATIONS_QUEUE"],
+        help="queue name (default: NOTIFICATIONS_QUEUE as above, or 'notifications')",
     )
     args = parser.parse_args(argv)
     if not args.connection_string:
-        parser.error("--connection-string or AzureWebJobsStorage is required")
+        parser.error(
+            "no storage account: pass --connection-string, set AzureWebJobsStorage,"
+            " or run it where local.settings.json is"
+        )
     try:
         data = json.loads(args.data)
     except ValueError as exc:

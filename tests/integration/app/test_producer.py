@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from azure.storage.queue import QueueClient
@@ -14,6 +18,8 @@ from notify.__main__ import main
 from notify.client import NotificationClient
 from notify.message import parse_message
 from shared.errors import InvalidMessageError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +156,30 @@ def test_send_creates_a_missing_queue(azurite: RunningAzurite, unique_name: Call
         assert document["notificationId"] == notification_id
     finally:
         queue.delete_queue()
+
+
+def run_cli_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AzureWebJobsStorage", "NOTIFICATIONS_QUEUE")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "notify", "send", *args],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_cli_reads_local_settings_json_like_func_start(
+    azurite: RunningAzurite, queue: QueueClient, tmp_path: Path
+) -> None:
+    values = {"AzureWebJobsStorage": azurite.connection_string, "NOTIFICATIONS_QUEUE": queue.queue_name}
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    done = run_cli_in(tmp_path, "--user", "bob", "--title", "T", "--body", "B", "--id", "from-settings")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "from-settings"
+    [document] = received_documents(queue)
+    assert document["userId"] == "bob"
+
+
+def test_cli_without_any_storage_setting_says_what_to_do(tmp_path: Path) -> None:
+    done = run_cli_in(tmp_path, "--user", "bob", "--title", "T", "--body", "B")
+    assert done.returncode == 2
+    assert "local.settings.json" in done.stderr and "--connection-string" in done.stderr
