@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
@@ -42,6 +41,7 @@ from bench.floor import READY_LINE, floor_environment
 from bench.producer import enqueue, plan
 from bench.report import machine_description
 from bench.stats import drain_rate, latencies_ms, summarize_latencies
+from devstack.demo import register_device, target_for_stack
 from devstack.functions_host.settings_loader import (
     QueueOptions,
     apply_host_json_overrides,
@@ -49,7 +49,6 @@ from devstack.functions_host.settings_loader import (
     load_local_settings,
 )
 from devstack.stack import HUB, REPO_ROOT, RunningStack, StackPorts, running_stack, start_host
-from shared.auth import make_dev_token
 from shared.user_keys import user_key
 
 logger = logging.getLogger(__name__)
@@ -118,15 +117,11 @@ class Bench:
         """Register a device per push user, connect a client per realtime user, wait for presence."""
         secret = self.values["AUTH_DEV_SECRET"]
         url = self.stack.functions_host.url
+        target = target_for_stack(self.stack, self.app_env)
 
         def register(user_id: str) -> None:
-            response = requests.put(
-                f"{url}/api/devices/dev-{uuid.uuid4().hex[:16]}",
-                json={"platform": "apns", "pushChannel": uuid.uuid4().hex * 2},
-                headers={"Authorization": f"Bearer {make_dev_token(secret, user_id)}"},
-                timeout=30,
-            )
-            response.raise_for_status()
+            # APNs: the sink's record of an APNs push carries notificationId at the payload's top level.
+            register_device(target, user_id, f"dev-{uuid.uuid4().hex[:16]}", platform="apns")
 
         _in_threads(register, self.push_users, 8)
         self.clients = AckingClients(url, secret, self.realtime_users)

@@ -236,12 +236,16 @@ def join_sdk_threads(before: set[threading.Thread], timeout: float = 15.0) -> li
     return [thread.name for thread in started if thread.is_alive()]
 
 
-def register_device(target: DemoTarget, user_id: str, installation_id: str) -> dict[str, Any]:
-    """Register an FCM v1 device for ``user_id`` through ``PUT /api/devices/{installationId}``."""
+def register_device(
+    target: DemoTarget, user_id: str, installation_id: str, platform: str = "fcmv1"
+) -> dict[str, Any]:
+    """Register a device (``fcmv1`` or ``apns``) for ``user_id`` through ``PUT /api/devices/{id}``."""
+    token = uuid.uuid4().hex
+    channel = "demo-fcm-registration-token-" + token if platform == "fcmv1" else token * 2  # APNs: 64 hex
     response = requests.put(
         f"{target.functions_url}/api/devices/{installation_id}",
         headers={"Authorization": "Bearer " + target.token(user_id)},
-        json={"platform": "fcmv1", "pushChannel": "demo-fcm-registration-token-" + uuid.uuid4().hex},
+        json={"platform": platform, "pushChannel": channel},
         timeout=HTTP_TIMEOUT,
     )
     if response.status_code != 200:

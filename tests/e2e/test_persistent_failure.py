@@ -13,19 +13,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import requests
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.queue import QueueClient
 
+from devstack.demo import DemoTarget, register_device, target_for_stack, wait_until
 from devstack.stack import RunningStack, StackPorts, running_stack
 from notify.client import NotificationClient
-from shared.auth import make_dev_token
 from shared.user_keys import user_tag
 
 pytestmark = pytest.mark.e2e
 
-DEV_SECRET = "devstack-auth-secret-not-for-production"  # local.settings.json.example
-QUEUE = "notifications"
 FAST_RETRIES = {
     # Shorten the waits between the host's attempts; the dequeue count limit stays host.json's 5.
     "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
@@ -40,39 +36,32 @@ def stack() -> Iterator[RunningStack]:
         yield running
 
 
-def register_device(stack: RunningStack, user_id: str) -> None:
-    token = make_dev_token(DEV_SECRET, user_id)
-    response = requests.put(
-        f"{stack.functions_host.url}/api/devices/dev-{uuid.uuid4().hex[:12]}",
-        json={"platform": "apns", "pushChannel": "0a" * 32},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
+@pytest.fixture(scope="module")
+def target(stack: RunningStack) -> DemoTarget:
+    return target_for_stack(stack, FAST_RETRIES)
 
 
-def wait_for_message(queue: QueueClient, timeout: float) -> bytes:
-    give_up = time.monotonic() + timeout
-    while time.monotonic() < give_up:
-        with contextlib.suppress(ResourceNotFoundError):  # the host creates the poison queue on first use
-            for message in queue.receive_messages(max_messages=1):
-                queue.delete_message(message)
-                return base64.b64decode(message.content)
-        time.sleep(0.2)
-    raise AssertionError(f"nothing arrived in {queue.queue_name} within {timeout} s")
+def take_one(target: DemoTarget, setting: str, suffix: str = "") -> bytes | None:
+    """Receive and delete one message (its decoded body), or None (also while the queue does not exist)."""
+    with target.queue(setting, suffix) as queue, contextlib.suppress(ResourceNotFoundError):
+        for message in queue.receive_messages(max_messages=1):
+            queue.delete_message(message)
+            return base64.b64decode(message.content)
+    return None
 
 
-def test_persistent_push_failure_ends_in_the_poison_queue_and_is_not_lost(stack: RunningStack) -> None:
+def test_persistent_push_failure_ends_in_the_poison_queue_and_is_not_lost(
+    stack: RunningStack, target: DemoTarget
+) -> None:
     user = "outage-" + uuid.uuid4().hex[:8]
-    register_device(stack, user)
+    register_device(target, user, "dev-" + uuid.uuid4().hex[:12])
     nh = stack.notification_hubs
     nh.inject_fault(status=503, count=10_000, path="/notify/messages")
-    conn = stack.azurite.connection_string
-    producer = NotificationClient.from_connection_string(conn, QUEUE)
+    queue = target.setting("NOTIFICATIONS_QUEUE")
+    producer = NotificationClient.from_connection_string(target.storage_connection_string, queue)
     notification_id = producer.send(user, "Outage", "Still there?", delivery="push")
 
-    poison = QueueClient.from_connection_string(conn, QUEUE + "-poison")
-    body = wait_for_message(poison, timeout=60)
+    body = wait_until(lambda: take_one(target, "NOTIFICATIONS_QUEUE", "-poison"), 60, "nothing was poisoned")
     assert notification_id.encode() in body
     assert nh.pushes(tag=user_tag(user)) == []
     log = stack.functions_host.log_lines
@@ -80,8 +69,8 @@ def test_persistent_push_failure_ends_in_the_poison_queue_and_is_not_lost(stack:
     assert len(attempts) == 5, attempts
 
     nh.clear_faults()
-    producer_queue = QueueClient.from_connection_string(conn, QUEUE)
-    producer_queue.send_message(base64.b64encode(body).decode())  # an operator replays the poison message
-    nh.wait_for_pushes(1, timeout=30, tag=user_tag(user))
+    with target.queue("NOTIFICATIONS_QUEUE") as replay:  # an operator replays the poison message
+        replay.send_message(base64.b64encode(body).decode())  # base64, as the trigger expects
+    wait_until(lambda: nh.pushes(tag=user_tag(user)), 30, "the replayed message was not pushed")
     time.sleep(1)  # a second, duplicate push would show up here
     assert len(nh.pushes(tag=user_tag(user))) == 1
