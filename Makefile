@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: dev demo test lint typecheck unit deps clean help bench
+.PHONY: dev demo test test-js lint typecheck unit deps clean help bench
 
 help:
 	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
@@ -34,8 +34,13 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-test: deps lint typecheck
+test: deps lint typecheck test-js
 	$(PY) -m pytest -q
+
+# The JavaScript conformance suite (tests/js/README.md): Microsoft's npm SDKs against the emulators and the
+# local host. Files run in parallel; --test-force-exit because the SDK's keep-alive timers outlive stop().
+test-js: deps
+	node --test --test-force-exit --test-concurrency=8 tests/js/
 
 dev: deps
 	@test -f local.settings.json || { cp local.settings.json.example local.settings.json 2>/dev/null && echo "wrote local.settings.json from the example"; } || true

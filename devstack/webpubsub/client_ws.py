@@ -24,6 +24,7 @@ from devstack.webpubsub.protocol import (
     media_type,
     parse_client_frame,
     payload_from_http,
+    pong_frame,
 )
 from devstack.webpubsub.settings import HUB_NAME_PATTERN, HubSettings
 from devstack.webpubsub.state import Connection, EmulatorState, new_connection_id
@@ -31,7 +32,7 @@ from devstack.webpubsub.upstream import EventContext, UpstreamResult
 
 logger = logging.getLogger(__name__)
 
-GRACEFUL_CLOSE_CODES = (1000, 1001)
+CLIENT_CLOSED_REASON = "The client closed the connection."
 # How long a service-side close waits for the client's close frame.
 CLOSE_TIMEOUT_SECONDS = 2.0
 _NO_HANDLER = "No event handler is registered"
@@ -243,9 +244,16 @@ class ClientEndpoint:
         return ws
 
     async def _serve(self, conn: Connection, ws: web.WebSocketResponse) -> None:
+        client_close: str | None = None
         try:
-            async for msg in ws:
-                if conn.closed:
+            while not conn.closed:
+                msg = await ws.receive()
+                if msg.type == WSMsgType.CLOSE:
+                    # A close frame, with or without a status code, is the client ending the connection on
+                    # purpose (``WebPubSubClient.stop()`` in JS sends one without a code).
+                    client_close = msg.extra or CLIENT_CLOSED_REASON
+                    break
+                if msg.type in (WSMsgType.CLOSING, WSMsgType.CLOSED):
                     break
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(conn, msg.data)
@@ -257,24 +265,28 @@ class ClientEndpoint:
                     )
                 elif msg.type == WSMsgType.ERROR:
                     logger.info("connection %s: websocket error %s", conn.id, ws.exception())
+                    break
         finally:
-            await self._after_socket_closed(conn, ws)
+            await self._after_socket_closed(conn, ws, client_close)
 
-    async def _after_socket_closed(self, conn: Connection, ws: web.WebSocketResponse) -> None:
+    async def _after_socket_closed(
+        self, conn: Connection, ws: web.WebSocketResponse, client_close: str | None
+    ) -> None:
         if conn.closed or conn.ws is not ws:
             return
         if conn.closing_reason is not None:
             await self.state.finish_connection(conn, conn.closing_reason)
             return
-        code = ws.close_code
-        if conn.is_reliable and code not in GRACEFUL_CLOSE_CODES:
-            logger.info("connection %s dropped (code %s); recoverable for a while", conn.id, code)
+        if client_close is not None:
+            logger.info("connection %s closed by the client (code %s)", conn.id, ws.close_code)
+            await self.state.finish_connection(conn, client_close)
+            return
+        if conn.is_reliable:
+            # Only a drop without a close frame (network loss) keeps a reliable connection for recovery.
+            logger.info("connection %s dropped (code %s); recoverable for a while", conn.id, ws.close_code)
             self.state.start_recovery_window(conn)
             return
-        reason = (
-            "The client closed the connection." if code in GRACEFUL_CLOSE_CODES else "The connection dropped."
-        )
-        await self.state.finish_connection(conn, reason)
+        await self.state.finish_connection(conn, "The connection dropped.")
 
     async def _on_text(self, conn: Connection, text: str) -> None:
         if not conn.is_json:
@@ -288,6 +300,9 @@ class ClientEndpoint:
             return
         if frame.type == "sequenceAck":
             conn.acknowledge(frame.sequence_id or 0)
+            return
+        if frame.type == "ping":
+            await conn.send_frame(pong_frame())
             return
         if frame.ack_id is not None:
             if frame.ack_id in conn.ack_ids:

@@ -131,6 +131,11 @@ def group_message_frame(group: str, from_user_id: str | None, payload: Payload) 
     return frame
 
 
+def pong_frame() -> dict[str, Any]:
+    """The service's answer to a client ``ping`` (the keep-alive of ``@azure/web-pubsub-client``)."""
+    return {"type": "pong"}
+
+
 def ack_frame(ack_id: int, error_name: str | None = None, message: str = "") -> dict[str, Any]:
     """An ``ack`` frame; ``error_name`` is Forbidden, InternalServerError, Duplicate or InvocationFailed."""
     frame: dict[str, Any] = {"type": "ack", "ackId": ack_id, "success": error_name is None}
@@ -141,7 +146,7 @@ def ack_frame(ack_id: int, error_name: str | None = None, message: str = "") -> 
 
 @dataclass(frozen=True)
 class ClientFrame:
-    """A parsed client frame: joinGroup, leaveGroup, sendToGroup, event or sequenceAck."""
+    """A parsed client frame: joinGroup, leaveGroup, sendToGroup, event, sequenceAck or ping."""
 
     type: str
     ack_id: int | None = None
@@ -193,4 +198,6 @@ def parse_client_frame(text: str) -> ClientFrame:
         )
     if kind == "sequenceAck":
         return ClientFrame(type=kind, sequence_id=_uint(raw.get("sequenceId"), "sequenceId"))
+    if kind == "ping":
+        return ClientFrame(type=kind)
     raise FrameError(f"unknown frame type {kind!r}")

@@ -15,6 +15,8 @@ from devstack.webpubsub.settings import EmulatorConfig, EventHandlerSettings
 
 logger = logging.getLogger(__name__)
 
+AWPS_VERSION = "1.0"
+
 
 @dataclass(frozen=True)
 class EventContext:
@@ -79,7 +81,9 @@ class UpstreamDispatcher:
         async with state.lock:
             if state.passed:
                 return True
-            headers = {"WebHook-Request-Origin": self.origin}
+            # ce-awpsversion is how handler libraries recognise the service (web-pubsub-express ignores
+            # any request without it, the preflight included).
+            headers = {"WebHook-Request-Origin": self.origin, "ce-awpsversion": AWPS_VERSION}
             try:
                 async with self._http().options(url, headers=headers) as resp:
                     allowed = resp.headers.get("WebHook-Allowed-Origin", "")
@@ -123,6 +127,7 @@ class UpstreamDispatcher:
             "Content-Type": content_type,
             "WebHook-Request-Origin": self.origin,
             "ce-specversion": "1.0",
+            "ce-awpsversion": AWPS_VERSION,
             "ce-type": f"azure.webpubsub.{kind}.{event_name}",
             "ce-source": f"/hubs/{ctx.hub}/client/{ctx.connection_id}",
             "ce-id": uuid.uuid4().hex,

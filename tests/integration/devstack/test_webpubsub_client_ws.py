@@ -325,3 +325,47 @@ def test_devstack_endpoints_configure_hubs_and_list_connections(
     assert [(c["connectionId"], c["userId"], c["groups"]) for c in listed] == [
         (connected["connectionId"], "listed", ["g"])
     ]
+
+
+@pytest.mark.parametrize("protocol", [JSON_PROTOCOL, RELIABLE_PROTOCOL])
+def test_ping_is_answered_with_pong_and_the_connection_stays(
+    service: WebPubSubServiceClient, sockets: list[websocket.WebSocket], protocol: str
+) -> None:
+    # The keep-alive frame @azure/web-pubsub-client sends every 20 s (protocols/jsonProtocolBase.ts).
+    ws = open_ws(sockets, service.get_client_access_token(user_id="pinger")["url"], protocol)
+    cid = recv(ws)["connectionId"]
+    for _ in range(3):
+        ws.send(json.dumps({"type": "ping"}))
+        assert recv(ws) == {"type": "pong"}
+    assert service.connection_exists(cid)
+    service.send_to_connection(cid, "still here", content_type="text/plain")
+    assert recv(ws)["data"] == "still here"
+
+
+def _wait_gone(service: WebPubSubServiceClient, connection_id: str, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not service.connection_exists(connection_id):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize(
+    "close_payload",
+    [b"", (1000).to_bytes(2, "big"), (1001).to_bytes(2, "big") + b"away", (4000).to_bytes(2, "big")],
+    ids=["no-status-code", "1000", "1001", "4000"],
+)
+def test_a_client_close_frame_ends_a_reliable_connection_at_once(
+    service: WebPubSubServiceClient, sockets: list[websocket.WebSocket], close_payload: bytes
+) -> None:
+    # The recovery window is 30 s; a clean close must not enter it. JS stop() sends a close without a code.
+    url = service.get_client_access_token(user_id="closer")["url"]
+    ws = open_ws(sockets, url, RELIABLE_PROTOCOL)
+    connected = recv(ws)
+    cid = connected["connectionId"]
+    ws.send(close_payload, websocket.ABNF.OPCODE_CLOSE)
+    assert _wait_gone(service, cid, within=2.0)
+    assert not service.user_exists("closer")
+    late = open_ws(sockets, _recovery_url(url, connected), RELIABLE_PROTOCOL)
+    assert close_code(late) == 1008

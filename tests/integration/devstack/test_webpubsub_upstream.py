@@ -115,6 +115,9 @@ def test_connect_connected_disconnected_are_delivered_as_cloudevents(
         "connect",
     )
     assert (h["ce-userId"], h["WebHook-Request-Origin"]) == ("alice", "127.0.0.1")
+    # How @azure/web-pubsub-express recognises a service request (isWebPubSubRequest), preflight included.
+    assert h["ce-awpsversion"] == "1.0"
+    assert {hs.get("ce-awpsversion") for hs in receiver.handshake_headers} == {"1.0"}
     assert h["Content-Type"].startswith("application/json")
     assert h["ce-id"]
     datetime.fromisoformat(h["ce-time"].replace("Z", "+00:00"))
@@ -368,3 +371,29 @@ def test_simple_client_is_dropped_when_its_message_event_fails(
     assert (event.headers["Content-Type"], event.body) == ("application/octet-stream", b"\x00\x01")
     disconnected = receiver.wait_for(is_event("azure.webpubsub.sys.disconnected", event.connection_id))
     assert "400" in json.loads(disconnected.body)["reason"]
+
+
+def test_a_client_close_without_status_code_fires_disconnected_at_once(
+    service: WebPubSubServiceClient, receiver: EventReceiver, sockets: list[websocket.WebSocket]
+) -> None:
+    ws = open_ws(sockets, service.get_client_access_token(user_id="leaver")["url"], RELIABLE_PROTOCOL)
+    cid = recv(ws)["connectionId"]
+    receiver.wait_for(is_event("azure.webpubsub.sys.connected", cid))
+    ws.send(b"", websocket.ABNF.OPCODE_CLOSE)
+    # Well inside the 30 s recovery window: the close frame is a clean close, not a drop.
+    disconnected = receiver.wait_for(is_event("azure.webpubsub.sys.disconnected", cid), timeout=2.0)
+    assert json.loads(disconnected.body) == {"reason": "The client closed the connection."}
+
+
+def test_sdk_client_close_fires_disconnected_at_once(
+    service: WebPubSubServiceClient, receiver: EventReceiver
+) -> None:
+    from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
+
+    url = service.get_client_access_token(user_id="py-sdk")["url"]
+    client = WebPubSubClient(credential=WebPubSubClientCredential(lambda: url), reconnect_retry_total=0)
+    client.open()
+    connected = receiver.wait_for(is_event("azure.webpubsub.sys.connected"))
+    client.close()
+    receiver.wait_for(is_event("azure.webpubsub.sys.disconnected", connected.connection_id), timeout=2.0)
+    assert not service.connection_exists(connected.connection_id)

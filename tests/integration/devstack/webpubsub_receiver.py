@@ -55,6 +55,7 @@ class EventReceiver:
     responders: dict[str, Responder] = field(default_factory=dict)
     events: list[ReceivedEvent] = field(default_factory=list)
     handshake_origins: list[str] = field(default_factory=list)
+    handshake_headers: list[dict[str, str]] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _server: ServerThread | None = None
 
@@ -79,6 +80,7 @@ class EventReceiver:
         origin = request.headers.get("WebHook-Request-Origin", "")
         with self._cond:
             self.handshake_origins.append(origin)
+            self.handshake_headers.append(dict(request.headers))
         if self.allowed_origin is None:
             return web.Response(status=200, headers={"WebHook-Allowed-Origin": "*"})
         if origin == self.allowed_origin:
