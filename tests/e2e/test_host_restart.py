@@ -3,8 +3,8 @@
 The host is stopped gracefully (SIGTERM: polling stops, in-flight invocations drain, anything still running
 after the drain timeout is made visible again). A hard kill (SIGKILL) is not tested here: its in-flight
 messages stay invisible for the host's 10-minute receive visibility, and a push whose send finished but
-whose ``mark_sent`` did not is sent again after the 120 s claim lease (``notify/deliveries.py``: at least
-once on a crash; clients drop the duplicate by notificationId).
+whose record of the send (``PushSent``) was not written is sent again after the 120 s claim lease
+(``notify/delivery_machine.py``: at least once on a crash; clients drop the duplicate by notificationId).
 """
 
 from __future__ import annotations

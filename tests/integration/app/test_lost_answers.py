@@ -7,6 +7,8 @@ methods by itself; the store asks it to repeat its conditional inserts and merge
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,8 +19,22 @@ from yarl import URL
 
 from devstack.azurite import ACCOUNT_KEY, ACCOUNT_NAME, RunningAzurite
 from devstack.server_thread import ServerThread
-from notify.deliveries import Channel, DeliveryStore, Status
+from notify.deliveries import DeliveryStore
+from notify.delivery_machine import (
+    Arrived,
+    PushOutcome,
+    PushSent,
+    RealtimeSent,
+    RecordOutcome,
+    Rules,
+    SendPush,
+    SendRealtime,
+    Status,
+    decide,
+    new_state,
+)
 from notify.model import Delivery, Notification
+from notify.notifier import advance
 from shared.clients import make_table_client
 from shared.settings import StorageSettings
 
@@ -86,25 +102,38 @@ def notification() -> Notification:
     return Notification("n-" + uuid.uuid4().hex, "alice", "Hi", "there", delivery=Delivery.PUSH)
 
 
+RULES = Rules(ack_timeout_seconds=10)
+
+
 def test_an_insert_whose_answer_was_lost_is_recognised_as_our_own(
     store: DeliveryStore, proxy: AnswerLosingProxy
 ) -> None:
+    message = notification()
+    first = decide(new_state(message.delivery, None), Arrived("ours"), time.time(), RULES)
     proxy.lose_next_write()
-    record, claim = store.accept_and_claim(notification(), Channel.PUSH)
+    record, created = store.insert(message, first.state, time.time())
     assert proxy.writes[-2:] == ["POST 201", "POST 409"]  # applied, then the SDK's repeat met the row
-    assert claim is not None, "the store took its own insert for another handler's"
-    assert record.claim_id(Channel.PUSH) == claim.claim_id
-    assert store.mark_sent(claim, Status.PUSHED).sent(Channel.PUSH)
+    assert not created
+    # The row carries our claim, so deciding our event on it sends instead of waiting for "another handler".
+    _, decision = advance(store, record, Arrived("ours"), RULES, time.time)
+    assert decision.actions == (SendPush("ours"),), "the notifier took its own insert for another handler's"
+    sent, _ = advance(store, record, PushSent("ours", PushOutcome.PUSHED), RULES, time.time)
+    assert sent.state.push.sent and sent.status == Status.PUSHED
 
 
 def test_a_merge_whose_answer_was_lost_keeps_the_claim(
     store: DeliveryStore, proxy: AnswerLosingProxy
 ) -> None:
-    record, _ = store.accept(notification())
+    message = dataclasses.replace(notification(), delivery=Delivery.REALTIME)
+    record, _ = store.insert(message, new_state(message.delivery, None), time.time())
     proxy.lose_next_write()
-    claim = store.claim(record, Channel.REALTIME)
-    # Applied, then the repeat's ETag no longer matched.
+    claimed, decision = advance(store, record, Arrived("ours"), RULES, time.time)
+    # Applied, then the repeat's ETag no longer matched: read again, decided again, still ours.
     assert [w.split()[1] for w in proxy.writes[-2:]] == ["204", "412"]
-    assert claim is not None
-    sent = store.mark_sent(claim, Status.SENT_REALTIME)
-    assert sent.sent(Channel.REALTIME) and sent.status == Status.SENT_REALTIME
+    assert decision.actions == (SendRealtime("ours"),)
+    assert claimed.state.realtime.claim_id == "ours"
+    proxy.lose_next_write()
+    sent, decision = advance(store, claimed, RealtimeSent("ours"), RULES, time.time)
+    assert [w.split()[1] for w in proxy.writes[-2:]] == ["204", "412"]
+    assert sent.state.realtime.sent and sent.status == Status.SENT_REALTIME
+    assert [type(a) for a in decision.actions] == [RecordOutcome]  # the outcome is still recorded once

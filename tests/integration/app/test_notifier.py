@@ -35,7 +35,8 @@ from devstack.notificationhubs.emulator import RunningNotificationHubs
 from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints.notifier import process_deadline_message, process_notification_message
 from notify.blueprints.presence import handle_ack, handle_connected
-from notify.deliveries import Channel, DeliveryStore, Status
+from notify.deliveries import DeliveryStore
+from notify.delivery_machine import Arrived, Rules, SendPush, Status, decide, new_state
 from notify.devices import DeviceRegistry
 from notify.message import parse_message
 from notify.notifier import Notifier
@@ -242,15 +243,27 @@ def notification(user_id: str, **extra: Any) -> dict[str, Any]:
 
 
 def deliver(stack: Stack, document: dict[str, Any] | bytes) -> None:
-    process_notification_message(queue_message(document), stack.notifier, stack.poison)
+    deliver_with(stack.notifier, stack.poison, document)
+
+
+def deliver_with(notifier: Notifier, poison: QueueClient, document: dict[str, Any] | bytes) -> None:
+    process_notification_message(queue_message(document), notifier, poison)
 
 
 def take_deadline(stack: Stack) -> QueueMessage:
-    """Wait for the deadline message to become visible, then hand it over as the host would."""
+    return take_deadline_from(stack.deadlines)
+
+
+def take_deadline_from(deadlines: QueueClient) -> QueueMessage:
+    """Wait for the deadline message to become visible, then hand it over as the host would.
+
+    Reads through a client of its own, so that a counting transport on ``deadlines`` sees no test reads.
+    """
+    reader = QueueClient.from_queue_url(deadlines.url, credential=deadlines.credential)
     give_up = time.monotonic() + 15
     while time.monotonic() < give_up:
-        for message in stack.deadlines.receive_messages(max_messages=1):
-            stack.deadlines.delete_message(message)
+        for message in reader.receive_messages(max_messages=1):
+            reader.delete_message(message)
             body = base64.b64decode(message.content)
             return QueueMessage(id=message.id, body=body, dequeue_count=1)  # type: ignore[no-untyped-call]
         time.sleep(0.2)
@@ -454,18 +467,21 @@ def test_permanent_in_app_failure_falls_back_to_push(
 
 
 def short_lease_notifier(stack: Stack, recheck: bool = True) -> tuple[Notifier, DeliveryStore]:
-    deliveries = DeliveryStore(stack.deliveries_table, claim_lease_seconds=1.0)
     notifier = Notifier(
-        deliveries, stack.presence, stack.realtime, stack.push, stack.deadlines, ACK_TIMEOUT,
-        recheck_queue=stack.notifications if recheck else None,
+        stack.deliveries, stack.presence, stack.realtime, stack.push, stack.deadlines, ACK_TIMEOUT,
+        recheck_queue=stack.notifications if recheck else None, claim_lease_seconds=1.0,
     )
-    return notifier, deliveries
+    return notifier, stack.deliveries
 
 
 def hold_push_claim(deliveries: DeliveryStore, document: dict[str, Any]) -> None:
-    """What a handler that claimed the push and then died leaves behind."""
-    record, _ = deliveries.accept(parse_message(json.dumps(document).encode()))
-    assert deliveries.claim(record, Channel.PUSH) is not None
+    """What a handler that claimed the push and then died leaves behind: the row inserted, nothing sent."""
+    notification = parse_message(json.dumps(document).encode())
+    now = time.time()
+    step = decide(new_state(notification.delivery, None), Arrived("dead-handler"), now, Rules(ACK_TIMEOUT))
+    assert step.actions == (SendPush("dead-handler"),)
+    _, created = deliveries.insert(notification, step.state, now)
+    assert created
 
 
 def test_a_claim_left_by_a_dead_handler_is_rechecked_after_its_lease_and_pushed_once(stack: Stack) -> None:

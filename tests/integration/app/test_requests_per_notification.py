@@ -1,0 +1,282 @@
+"""How many requests one notification costs on each delivery path, counted on the wire.
+
+Every SDK client the notifier uses gets a counting transport (tables, queues, Web PubSub) or session
+(Notification Hubs), so each request is seen as it leaves the process. The figures are what users pay per
+notification (docs/PERFORMANCE.md); a change that adds a request on a path makes its test fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableServiceClient
+from azure.messaging.webpubsubservice import WebPubSubServiceClient
+from azure.storage.queue import (
+    BinaryBase64DecodePolicy,
+    BinaryBase64EncodePolicy,
+    QueueClient,
+    TextBase64EncodePolicy,
+)
+
+from devstack.azurite import RunningAzurite
+from devstack.notificationhubs.emulator import RunningNotificationHubs
+from devstack.webpubsub.running import RunningWebPubSub
+from notify.blueprints.notifier import process_deadline_message
+from notify.blueprints.presence import handle_ack, handle_connected
+from notify.deliveries import DeliveryStore
+from notify.devices import DeviceRegistry
+from notify.notifier import Notifier
+from notify.presence import PresenceStore
+from notify.push import PushSender
+from notify.realtime import RealtimeSender
+from shared.notification_hubs import NotificationHubsClient
+from shared.retry import RetryPolicy
+from tests.integration.app.test_notifier import (
+    UserSocket,
+    deliver_with,
+    notification,
+    system_event,
+    take_deadline_from,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class RequestLog:
+    """Requests seen, as ``"<service> <METHOD>"`` (service: the table or queue name, wps, nh)."""
+
+    names: dict[str, str] = field(default_factory=dict)  # first path segment after the account → label
+    seen: list[str] = field(default_factory=list)
+    counting: bool = False
+
+    def record(self, service: str, method: str) -> None:
+        if self.counting:
+            self.seen.append(f"{service} {method}")
+
+    def label(self, url: str) -> str:
+        parts = [p for p in urlsplit(url).path.split("/") if p]
+        for part in parts:
+            name = part.split("(")[0]
+            if name in self.names:
+                return self.names[name]
+        return "other"
+
+    def count(self) -> Counter[str]:
+        return Counter(self.seen)
+
+
+class CountingTransport(RequestsTransport):
+    def __init__(self, log: RequestLog, service: str | None = None) -> None:
+        super().__init__()
+        self._log = log
+        self._service = service
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        self._log.record(self._service or self._log.label(request.url), request.method)
+        return super().send(request, **kwargs)
+
+
+class CountingSession(requests.Session):
+    def __init__(self, log: RequestLog) -> None:
+        super().__init__()
+        self._log = log
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        self._log.record("nh", str(method))
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass
+class Counted:
+    notifier: Notifier
+    presence: PresenceStore
+    devices: DeviceRegistry
+    wps: WebPubSubServiceClient
+    deadlines: QueueClient
+    poison: QueueClient
+    log: RequestLog
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[RequestLog]:
+        self.log.seen.clear()
+        self.log.counting = True
+        try:
+            yield self.log
+        finally:
+            self.log.counting = False
+
+
+@pytest.fixture
+def counted(
+    azurite: RunningAzurite,
+    webpubsub_emulator: RunningWebPubSub,
+    notification_hubs_emulator: RunningNotificationHubs,
+    nh_hub: str,
+    unique_name: Callable[[str], str],
+) -> Iterator[Counted]:
+    conn = azurite.connection_string
+    log = RequestLog()
+    names = {"deliveries": unique_name("deliveries"), "presence": unique_name("presence"),
+             "devices": unique_name("devices")}
+    log.names.update({value: key for key, value in names.items()})
+    tables = TableServiceClient.from_connection_string(conn, transport=CountingTransport(log))
+    for name in names.values():
+        tables.create_table(name)
+    queue_names = {"notifications": unique_name("notifications"), "deadlines": unique_name("deadlines")}
+
+    def queue(label: str, **kwargs: Any) -> QueueClient:
+        return QueueClient.from_connection_string(
+            conn, queue_names[label], transport=CountingTransport(log, label), **kwargs
+        )
+
+    notifications = queue("notifications", message_encode_policy=TextBase64EncodePolicy())
+    deadlines = queue("deadlines", message_encode_policy=TextBase64EncodePolicy())
+    poison = QueueClient.from_connection_string(
+        conn,
+        queue_names["notifications"] + "-poison",
+        message_encode_policy=BinaryBase64EncodePolicy(),
+        message_decode_policy=BinaryBase64DecodePolicy(),
+    )
+    for each in (notifications, deadlines):
+        each.create_queue()
+    wps = WebPubSubServiceClient.from_connection_string(
+        webpubsub_emulator.connection_string, hub=unique_name("hub"), retry_total=0,
+        transport=CountingTransport(log, "wps"),
+    )
+    nh_client = NotificationHubsClient(
+        notification_hubs_emulator.connection_string, nh_hub, session=CountingSession(log),
+        retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),
+    )
+    presence = PresenceStore(tables.get_table_client(names["presence"]))
+    devices = DeviceRegistry(tables.get_table_client(names["devices"]), nh_client)
+    notifier = Notifier(
+        deliveries=DeliveryStore(tables.get_table_client(names["deliveries"])),
+        presence=presence,
+        realtime=RealtimeSender(wps),
+        push=PushSender(nh_client, devices),
+        deadline_queue=deadlines,
+        ack_timeout_seconds=1,
+        retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),
+        recheck_queue=notifications,
+    )
+    try:
+        yield Counted(notifier, presence, devices, wps, deadlines, poison, log)
+    finally:
+        nh_client.close()
+        wps.close()
+        for each in (notifications, deadlines, poison):
+            with contextlib.suppress(ResourceNotFoundError):
+                each.delete_queue()
+        for name in names.values():
+            tables.delete_table(name)
+
+
+def register_device(counted: Counted, user_id: str) -> None:
+    counted.devices.register(user_id, "d-" + uuid.uuid4().hex, "fcmv1", "fcm-token-" + uuid.uuid4().hex)
+
+
+def connect(counted: Counted, user_id: str) -> UserSocket:
+    sock = UserSocket(counted.wps, user_id)
+    handle_connected(system_event("connected", user_id, sock.connection_id), counted.presence)
+    return sock
+
+
+def test_realtime_acked(counted: Counted) -> None:
+    register_device(counted, "ra")
+    sock = connect(counted, "ra")
+    document = notification("ra")
+    try:
+        with counted.counting() as log:
+            deliver_with(counted.notifier, counted.poison, document)
+            data = {"notificationId": document["notificationId"]}
+            ack = system_event("ack", "ra", sock.connection_id, data)
+            handle_ack(ack, counted.notifier)
+            process_deadline_message(take_deadline_from(counted.deadlines), counted.notifier)
+    finally:
+        sock.close()
+    assert log.count() == {
+        "presence GET": 1,  # is the user online?
+        "deliveries POST": 1,  # insert the record with the in-app channel claimed
+        "wps POST": 1,  # send to the user
+        "deliveries PATCH": 2,  # record the send; record the ack
+        "deadlines POST": 1,  # the ack deadline
+        "deliveries GET": 2,  # the ack reads the record; the deadline reads it and stops
+    }
+    assert len(log.seen) == 8
+
+
+def test_not_acked_falls_back_to_push(counted: Counted) -> None:
+    register_device(counted, "rn")
+    sock = connect(counted, "rn")
+    try:
+        with counted.counting() as log:
+            deliver_with(counted.notifier, counted.poison, notification("rn"))
+            process_deadline_message(take_deadline_from(counted.deadlines), counted.notifier)
+    finally:
+        sock.close()
+    assert log.count() == {
+        "presence GET": 1,
+        "deliveries POST": 1,
+        "wps POST": 1,
+        "deliveries PATCH": 3,  # record the in-app send; claim the push; record the push
+        "deadlines POST": 1,
+        "deliveries GET": 1,  # the deadline reads the record
+        "devices GET": 1,  # has the user a device?
+        "nh POST": 1,  # the template send
+    }
+    assert len(log.seen) == 10
+
+
+def test_offline_is_pushed(counted: Counted) -> None:
+    register_device(counted, "op")
+    with counted.counting() as log:
+        deliver_with(counted.notifier, counted.poison, notification("op"))
+    assert log.count() == {
+        "presence GET": 1,
+        "deliveries POST": 1,  # insert with the push claimed
+        "devices GET": 1,
+        "nh POST": 1,
+        "deliveries PATCH": 1,  # record the push
+    }
+    assert len(log.seen) == 5
+
+
+def test_offline_without_devices(counted: Counted) -> None:
+    with counted.counting() as log:
+        deliver_with(counted.notifier, counted.poison, notification("nd"))
+    assert log.count() == {
+        "presence GET": 1,
+        "deliveries POST": 1,
+        "devices GET": 1,
+        "deliveries PATCH": 1,  # record no_devices
+    }
+    assert len(log.seen) == 4
+
+
+def test_both(counted: Counted) -> None:
+    register_device(counted, "bo")
+    sock = connect(counted, "bo")
+    try:
+        with counted.counting() as log:
+            deliver_with(counted.notifier, counted.poison, notification("bo", delivery="both"))
+    finally:
+        sock.close()
+    assert log.count() == {
+        "deliveries POST": 1,  # insert with both channels claimed (7 requests before: the push claim apart)
+        "wps POST": 1,
+        "deliveries PATCH": 2,  # record the in-app send; record the push
+        "devices GET": 1,
+        "nh POST": 1,
+    }
+    assert len(log.seen) == 6
