@@ -20,9 +20,9 @@ lease taken in that same write:
    (a crashed or failed change): *repair* it first (below). No record and a delete: nothing to do.
 2. take the lease: insert the record (new registration) or merge the new intent with ``opId`` and
    ``leaseUntil = now + lease`` on the ETag just read. A conflict means someone else won: start over.
-3. apply the intent, checking the lease is still ours before each call. Register: index row, then NH PUT
-   (so ``has_devices`` is never true for a device NH does not have yet... or has just lost). Delete: NH
-   DELETE, then the index row.
+3. apply the intent, checking the lease is still ours before each call. Register: index row, then NH
+   PUT; delete: NH DELETE, then the index row. So while NH has the installation the index row exists, and
+   ``has_devices`` never skips a push that NH would have delivered.
 4. settle: merge ``leaseUntil=0`` (register) or delete the record (delete), both on the lease's ETag.
 
 So a DELETE that answered 204 left no NH call of an earlier change in flight, and nothing later can
