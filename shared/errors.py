@@ -9,6 +9,7 @@
     ├── ConfigurationError       500  a setting is missing or malformed (``setting`` names it)
     └── UpstreamError            502  an Azure service failed (``service``, ``upstream_status``)
         └── TransientError       503  worth retrying (429, 5xx, timeouts); ``retry_after`` seconds if known
+            └── BusyError        503  another change of the same resource is in progress; retry shortly
 """
 
 from __future__ import annotations
@@ -113,3 +114,9 @@ class TransientError(UpstreamError):
     ) -> None:
         super().__init__(service, message, upstream_status)
         self.retry_after = retry_after
+
+
+class BusyError(TransientError):
+    """Another change of the same resource (e.g. a device) is still in progress; retry after a moment."""
+
+    code = "busy"

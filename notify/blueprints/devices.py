@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import azure.functions as func
 
-from notify.devices import DeviceRegistry, get_device_registry
+from notify.devices import REPAIR_SCHEDULE, DeviceRegistry, get_device_registry
 from shared.auth import Principal, get_authenticator
 from shared.errors import BadRequestError
 from shared.http import handle_errors, json_response
@@ -81,3 +81,9 @@ def register_device(req: func.HttpRequest) -> func.HttpResponse:
 def unregister_device(req: func.HttpRequest) -> func.HttpResponse:
     """Unregister one of the caller's devices."""
     return unregister_device_response(req, get_authenticator(), get_device_registry())
+
+
+@bp.timer_trigger(arg_name="timer", schedule=REPAIR_SCHEDULE, run_on_startup=False)
+def repair_devices(timer: func.TimerRequest) -> None:
+    """Complete device changes that crashed or failed halfway (see notify.devices)."""
+    get_device_registry().repair()

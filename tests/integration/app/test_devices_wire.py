@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from devstack.azurite import RunningAzurite
@@ -15,7 +20,7 @@ from notify.blueprints.devices import register_device_response, unregister_devic
 from notify.devices import DeviceRegistry
 from notify.push_templates import template_body
 from shared.auth import Authenticator, make_dev_token
-from shared.errors import ForbiddenError
+from shared.errors import BusyError, ForbiddenError, TransientError, UpstreamError
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
 from shared.settings import AuthSettings
@@ -198,3 +203,202 @@ def test_unauthenticated_is_401(registry: DeviceRegistry) -> None:
     )
     assert resp.status_code == 401
     assert unregister_device_response(_request("DELETE", "dev-y", None), AUTH, registry).status_code == 401
+
+
+# --- interrupted changes: crashes, failures, a change slower than its lease ------------------------------
+
+
+class Crash(BaseException):
+    """Stands for the process dying: no handler of the registry catches it."""
+
+
+class CrashingHubs:
+    """The real NH client, except that the next call named ``crash_on`` kills the 'process' first."""
+
+    def __init__(self, nh: NotificationHubsClient) -> None:
+        self._nh = nh
+        self.crash_on: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.crash_on:
+            self.crash_on = None
+            raise Crash(name)
+        return getattr(self._nh, name)
+
+
+class Clock:
+    """Wall time plus an offset the test moves forward (leases are unix seconds in the table)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class Parts:
+    table: TableClient
+    nh: NotificationHubsClient
+    hubs: CrashingHubs
+    clock: Clock
+
+    def registry(self, lease_seconds: float = 60.0, wait_seconds: float = 10.0) -> DeviceRegistry:
+        return DeviceRegistry(
+            self.table, self.hubs, clock=self.clock, lease_seconds=lease_seconds,  # type: ignore[arg-type]
+            wait_seconds=wait_seconds,
+        )
+
+    def record(self, installation_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.table.get_entity(f"installation:{installation_id}", ""))
+        except ResourceNotFoundError:
+            return None
+
+    def indexed(self, user_id: str, installation_id: str) -> bool:
+        try:
+            self.table.get_entity(f"user:{user_key(user_id)}", installation_id)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def markers(self) -> list[str]:
+        return [str(e["RowKey"]) for e in self.table.query_entities("PartitionKey eq 'repair'")]
+
+
+@pytest.fixture
+def parts(
+    azurite: RunningAzurite,
+    notification_hubs_emulator: RunningNotificationHubs,
+    nh_hub: str,
+    unique_name: Callable[[str], str],
+) -> Iterator[Parts]:
+    table = TableClient.from_connection_string(azurite.connection_string, unique_name("devices"))
+    table.create_table()
+    nh = NotificationHubsClient(
+        notification_hubs_emulator.hub_connection_string(nh_hub),
+        retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),
+    )
+    try:
+        yield Parts(table, nh, CrashingHubs(nh), Clock())
+    finally:
+        nh.close()
+        table.delete_table()
+        table.close()
+
+
+def test_a_delete_that_crashed_before_nh_is_completed_by_the_repair_pass(
+    parts: Parts, notification_hubs_emulator: RunningNotificationHubs, nh_hub: str
+) -> None:
+    registry = parts.registry()
+    registry.register("alice", "dev-crash-1", "apns", APNS)
+    parts.hubs.crash_on = "delete_installation"
+    with pytest.raises(Crash):
+        registry.unregister("alice", "dev-crash-1")
+    # What the dead process left: NH still has the device, the record says it is being deleted.
+    assert notification_hubs_emulator.installation(nh_hub, "dev-crash-1") is not None
+    assert (parts.record("dev-crash-1") or {})["state"] == "deleted"
+    assert registry.repair() == 0  # the lease is still live: the change might still be running
+    parts.clock.offset = 61
+    assert registry.repair() == 1
+    assert notification_hubs_emulator.installation(nh_hub, "dev-crash-1") is None
+    assert parts.record("dev-crash-1") is None and not parts.indexed("alice", "dev-crash-1")
+    assert not registry.has_devices("alice")
+    assert registry.repair() == 0 and parts.markers() == []
+
+
+def test_a_registration_that_crashed_before_nh_is_completed_by_the_repair_pass(
+    parts: Parts, notification_hubs_emulator: RunningNotificationHubs, nh_hub: str
+) -> None:
+    registry = parts.registry()
+    parts.hubs.crash_on = "put_installation"
+    with pytest.raises(Crash):
+        registry.register("alice", "dev-crash-2", "apns", APNS)
+    assert notification_hubs_emulator.installation(nh_hub, "dev-crash-2") is None
+    parts.clock.offset = 61
+    assert registry.repair() == 1
+    stored = notification_hubs_emulator.installation(nh_hub, "dev-crash-2")
+    assert stored is not None and stored["tags"] == [user_tag("alice")] and stored["pushChannel"] == APNS
+    record = parts.record("dev-crash-2")
+    assert record is not None and record["leaseUntil"] == 0 and record["owner"] == "alice"
+
+
+def test_the_next_change_completes_a_crashed_one_before_deciding(
+    parts: Parts, notification_hubs_emulator: RunningNotificationHubs, nh_hub: str
+) -> None:
+    registry = parts.registry()
+    registry.register("alice", "dev-crash-3", "apns", APNS)
+    parts.hubs.crash_on = "delete_installation"
+    with pytest.raises(Crash):
+        registry.unregister("alice", "dev-crash-3")  # alice signed out; the delete died halfway
+    parts.clock.offset = 61
+    registry.register("bob", "dev-crash-3", "apns", APNS2)  # no timer ran: bob's change repairs first
+    stored = notification_hubs_emulator.installation(nh_hub, "dev-crash-3")
+    assert stored is not None and stored["tags"] == [user_tag("bob")]
+    assert not parts.indexed("alice", "dev-crash-3") and parts.indexed("bob", "dev-crash-3")
+
+
+def test_a_live_lease_makes_other_changes_wait_then_answer_busy(parts: Parts) -> None:
+    registry = parts.registry(wait_seconds=0.3)
+    parts.hubs.crash_on = "put_installation"
+    with pytest.raises(Crash):
+        registry.register("alice", "dev-busy", "apns", APNS)
+    started = time.monotonic()
+    with pytest.raises(BusyError) as raised:
+        registry.unregister("alice", "dev-busy")
+    assert time.monotonic() - started >= 0.25
+    assert raised.value.status == 503 and raised.value.code == "busy" and raised.value.retry_after
+
+
+def test_a_failed_nh_call_answers_503_and_the_retry_succeeds(
+    parts: Parts, notification_hubs_emulator: RunningNotificationHubs, nh_hub: str
+) -> None:
+    registry = parts.registry()
+    notification_hubs_emulator.inject_fault(status=503, count=2, method="PUT")
+    with pytest.raises(TransientError):
+        registry.register("alice", "dev-fail", "apns", APNS)
+    record = parts.record("dev-fail")
+    assert record is not None and 0 < record["leaseUntil"] <= time.time() + 1  # expired at once
+    registry.register("alice", "dev-fail", "apns", APNS2)  # no wait for a lease: the client retries
+    stored = notification_hubs_emulator.installation(nh_hub, "dev-fail")
+    assert stored is not None and stored["pushChannel"] == APNS2
+
+
+def test_a_registration_nh_refuses_for_good_leaves_nothing_behind(
+    parts: Parts, notification_hubs_emulator: RunningNotificationHubs, nh_hub: str
+) -> None:
+    registry = parts.registry()
+    notification_hubs_emulator.inject_fault(status=400, count=1, method="PUT")
+    with pytest.raises(UpstreamError) as raised:
+        registry.register("alice", "dev-refused", "apns", APNS)
+    assert not isinstance(raised.value, TransientError)
+    assert parts.record("dev-refused") is None and not parts.indexed("alice", "dev-refused")
+    registry.register("bob", "dev-refused", "apns", APNS)  # nothing blocks the installation id
+
+
+def test_a_registration_slower_than_its_lease_cannot_resurrect_a_deleted_device(
+    parts: Parts, notification_hubs_emulator: RunningNotificationHubs, nh_hub: str
+) -> None:
+    slow = parts.registry(lease_seconds=1.0)
+    registry = parts.registry(lease_seconds=1.0)
+    registry.register("alice", "dev-slow", "apns", APNS)
+    # The re-registration's NH PUT arrives at NH only after its lease ran out and a delete went through.
+    notification_hubs_emulator.inject_fault(delay_seconds=2.5, count=1, method="PUT")
+    outcome: list[BaseException | None] = []
+
+    def reregister() -> None:
+        try:
+            slow.register("alice", "dev-slow", "apns", APNS2)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=reregister)
+    thread.start()
+    time.sleep(1.3)  # past the lease: the delete takes the installation over
+    registry.unregister("alice", "dev-slow")
+    thread.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], TransientError), outcome
+    # The late PUT landed after the delete; the slow change noticed and put things back.
+    assert notification_hubs_emulator.installation(nh_hub, "dev-slow") is None
+    assert parts.record("dev-slow") is None and not parts.indexed("alice", "dev-slow")

@@ -15,6 +15,7 @@ EXPECTED = {
     "presence_disconnected": {"type": "webPubSubTrigger", "eventType": "system", "eventName": "disconnected"},
     "notification_ack": {"type": "webPubSubTrigger", "eventType": "user", "eventName": "ack"},
     "presence_sweep": {"type": "timerTrigger", "schedule": "%PRESENCE_SWEEP_SCHEDULE%"},
+    "repair_devices": {"type": "timerTrigger", "schedule": "0 * * * * *"},
     "deliver_notification": {"type": "queueTrigger", "queueName": "%NOTIFICATIONS_QUEUE%"},
     "push_after_deadline": {"type": "queueTrigger", "queueName": "%DEADLINES_QUEUE%"},
 }
