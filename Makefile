@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: dev demo test test-js lint typecheck unit deps clean help bench
+.PHONY: dev demo test test-js lint typecheck unit deps clean help bench bench-requests
 
 help:
 	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
 	@echo "make demo   run the end-to-end demo against make dev (or a private stack it starts)"
 	@echo "make test   run the linters, the type checker and every test"
-	@echo "make bench  measure the notifier against a bare-SDK floor on a private local stack (docs/PERFORMANCE.md)"
+	@echo "make bench  measure the notifier against two floors on a private local stack (docs/PERFORMANCE.md)"
+	@echo "make bench-requests  requests per notification by path, counted at the wire (about 20 s)"
 	@echo "make deps   install the Python venv and the npm packages (done by the targets above)"
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
@@ -51,6 +52,9 @@ demo: deps
 
 bench: deps
 	$(PY) -m bench
+
+bench-requests: deps
+	$(PY) -m bench --requests
 
 clean:
 	rm -rf $(VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache

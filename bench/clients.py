@@ -2,7 +2,8 @@
 
 Each client negotiates through the app's ``POST /api/negotiate`` with a dev token, connects, records the
 receive time of every notification envelope and, while acking is on, answers with the app's ``ack`` user
-event ``{"notificationId": ...}``, as the app's clients do.
+event ``{"notificationId": ...}``, as the app's clients do. Users in ``silent`` never ack (an app that
+received a message but did not show it).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ SUBPROTOCOL = "json.webpubsub.azure.v1"
 class AckingClients:
     """Connected clients of ``user_ids``; :attr:`received` maps notificationId to receive time (unix s)."""
 
-    def __init__(self, functions_url: str, dev_secret: str, user_ids: Sequence[str]) -> None:
+    def __init__(self, functions_url: str, dev_secret: str, user_ids: Sequence[str],
+                 silent: Sequence[str] = ()) -> None:
         self._functions_url = functions_url.rstrip("/")
         self._dev_secret = dev_secret
         self.user_ids = list(user_ids)
+        self.silent = frozenset(silent)
         self.ack = True
         self.received: dict[str, float] = {}
         self.acks_sent = 0
@@ -95,9 +98,9 @@ class AckingClients:
             url = (await response.json())["url"]
         ws = await self._session.ws_connect(url, protocols=(SUBPROTOCOL,), heartbeat=None)
         self._sockets.append(ws)
-        self._readers.append(asyncio.create_task(self._read(ws)))
+        self._readers.append(asyncio.create_task(self._read(ws, user_id in self.silent)))
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, silent: bool) -> None:
         async for message in ws:
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue
@@ -109,8 +112,9 @@ class AckingClients:
             notification_id = str(data.get("notificationId"))
             with self._lock:
                 self.received.setdefault(notification_id, now)
-            if self.ack:
-                self.acks_sent += 1
+            if self.ack and not silent:
+                with self._lock:
+                    self.acks_sent += 1
                 await ws.send_str(json.dumps({
                     "type": "event", "event": "ack", "dataType": "json",
                     "data": {"notificationId": notification_id},

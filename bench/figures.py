@@ -5,13 +5,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.request_table import GUARANTEE_FLOOR, NOTIFIER, PATHS, RequestCount
 from bench.stats import LatencySummary
-from bench.targets import TargetResult, latency_target, ratio, throughput_target
+from bench.targets import (
+    TargetResult,
+    cpu_target,
+    latency_target,
+    own_cpu_target,
+    ratio,
+    requests_target,
+    throughput_target,
+)
 
 
 @dataclass(frozen=True)
 class SystemFigures:
-    """One system (the notifier, or the floor) on one path."""
+    """One system (the notifier, or a floor) on one path."""
 
     throughput_per_s: float
     latency: LatencySummary
@@ -26,42 +35,57 @@ class SystemFigures:
 
 @dataclass(frozen=True)
 class PathFigures:
-    """The notifier and the floor on one path (realtime or push), plus the load that was offered."""
+    """The notifier and both floors on one timed path (realtime or push), plus the load that was offered."""
 
     path: str
     notifier: SystemFigures
-    floor: SystemFigures
+    guarantee_floor: SystemFigures
+    presence_floor: SystemFigures
     producer_per_s: float
     paced_rate_per_s: float
 
     @property
     def throughput_ratio(self) -> float:
-        """notifier / floor throughput."""
-        return ratio(self.notifier.throughput_per_s, self.floor.throughput_per_s)
+        """notifier / guarantee floor throughput."""
+        return ratio(self.notifier.throughput_per_s, self.guarantee_floor.throughput_per_s)
 
     @property
     def p50_ratio(self) -> float:
-        """notifier / floor p50 latency."""
-        return ratio(self.notifier.latency.p50_ms, self.floor.latency.p50_ms)
+        """notifier / guarantee floor p50 latency."""
+        return ratio(self.notifier.latency.p50_ms, self.guarantee_floor.latency.p50_ms)
 
-    def targets(self, polling_interval_ms: float) -> list[TargetResult]:
-        """The throughput and latency targets of this path."""
+    @property
+    def cpu_ratio(self) -> float:
+        """notifier / guarantee floor process CPU per notification."""
+        return ratio(
+            self.notifier.process_cpu_ms_per_notification,
+            self.guarantee_floor.process_cpu_ms_per_notification,
+        )
+
+    def targets(self) -> list[TargetResult]:
+        """The throughput, CPU and latency targets of this path."""
         return [
-            throughput_target(self.notifier.throughput_per_s, self.floor.throughput_per_s),
-            latency_target(self.notifier.latency.p50_ms, self.floor.latency.p50_ms, polling_interval_ms),
+            throughput_target(self.notifier.throughput_per_s, self.guarantee_floor.throughput_per_s),
+            cpu_target(
+                self.notifier.process_cpu_ms_per_notification,
+                self.guarantee_floor.process_cpu_ms_per_notification,
+            ),
+            latency_target(self.notifier.latency.p50_ms, self.guarantee_floor.latency.p50_ms),
         ]
 
-    def to_dict(self, polling_interval_ms: float) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with ratios and target verdicts."""
         return {
             "path": self.path,
             "notifier": self.notifier.to_dict(),
-            "floor": self.floor.to_dict(),
+            "guarantee_floor": self.guarantee_floor.to_dict(),
+            "presence_floor": self.presence_floor.to_dict(),
             "producer_per_s": self.producer_per_s,
             "paced_rate_per_s": self.paced_rate_per_s,
             "throughput_ratio": self.throughput_ratio,
             "p50_ratio": self.p50_ratio,
-            "targets": [t.to_dict() for t in self.targets(polling_interval_ms)],
+            "cpu_ratio": self.cpu_ratio,
+            "targets": [t.to_dict() for t in self.targets()],
         }
 
 
@@ -91,15 +115,20 @@ class BenchResult:
     machine: dict[str, Any]
     settings: dict[str, Any]
     polling_interval_ms: float
+    requests: RequestCount | None = None
     paths: list[PathFigures] = field(default_factory=list)
     own_cpu: list[OwnCpu] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def targets(self) -> list[tuple[str, TargetResult]]:
         """Every target verdict, tagged with its path."""
-        from bench.targets import own_cpu_target
-
-        verdicts = [(p.path, t) for p in self.paths for t in p.targets(self.polling_interval_ms)]
+        verdicts: list[tuple[str, TargetResult]] = []
+        if self.requests is not None:
+            for path in PATHS:
+                notifier, floor = self.requests.row(NOTIFIER, path), self.requests.row(GUARANTEE_FLOOR, path)
+                if notifier is not None and floor is not None:
+                    verdicts.append((path, requests_target(notifier.total, floor.total)))
+        verdicts += [(p.path, t) for p in self.paths for t in p.targets()]
         verdicts += [(c.path, own_cpu_target(c.own_ms)) for c in self.own_cpu]
         return verdicts
 
@@ -111,7 +140,8 @@ class BenchResult:
             "machine": self.machine,
             "settings": self.settings,
             "polling_interval_ms": self.polling_interval_ms,
-            "paths": [p.to_dict(self.polling_interval_ms) for p in self.paths],
+            "requests": self.requests.to_dict() if self.requests is not None else None,
+            "paths": [p.to_dict() for p in self.paths],
             "own_cpu": [c.to_dict() for c in self.own_cpu],
             "targets": [{"path": path, **t.to_dict()} for path, t in self.targets()],
             "notes": self.notes,

@@ -6,10 +6,14 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.figures import BenchResult, PathFigures, SystemFigures
+from bench.request_table import cost_rows, price_lines
+from bench.request_table import render_markdown as render_requests_markdown
+from bench.request_table import render_text as render_requests_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -47,13 +51,8 @@ def _row(path: str, system: str, figures: SystemFigures) -> list[str]:
 
 
 def _ratio_row(path: PathFigures) -> list[str]:
-    return [path.path, "notifier/floor", f"{path.throughput_ratio:.2f}", f"{path.p50_ratio:.2f}",
-            "", "", f"{_cpu_ratio(path):.2f}", ""]
-
-
-def _cpu_ratio(path: PathFigures) -> float:
-    floor = path.floor.process_cpu_ms_per_notification
-    return path.notifier.process_cpu_ms_per_notification / floor if floor > 0 else 0.0
+    return [path.path, "notifier/guarantee floor", f"{path.throughput_ratio:.2f}", f"{path.p50_ratio:.2f}",
+            "", "", f"{path.cpu_ratio:.2f}", ""]
 
 
 HEADERS = ["path", "system", "notif/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/notif", "delivered"]
@@ -64,13 +63,19 @@ def table_rows(result: BenchResult) -> list[list[str]]:
     rows: list[list[str]] = []
     for path in result.paths:
         rows.append(_row(path.path, "notifier", path.notifier))
-        rows.append(_row(path.path, "floor", path.floor))
+        rows.append(_row(path.path, "guarantee floor", path.guarantee_floor))
+        rows.append(_row(path.path, "presence floor", path.presence_floor))
         rows.append(_ratio_row(path))
     return rows
 
 
-def render_table(result: BenchResult) -> str:
-    """A fixed-width text table of the figures, own CPU and the target verdicts."""
+def render_table(result: BenchResult, with_requests: bool = True) -> str:
+    """The request table, a fixed-width table of the figures, own CPU and the target verdicts."""
+    head = []
+    if result.requests is not None and with_requests:
+        head = [render_requests_text(result.requests), ""]
+    if not result.paths:
+        return "\n".join(head).rstrip()
     rows = [HEADERS, *table_rows(result)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
@@ -83,9 +88,9 @@ def render_table(result: BenchResult) -> str:
         )
     for path, target in result.targets():
         verdict = "MET" if target.met else "MISSED"
-        lines.append(f"{verdict:6}  {path:8} {target.name}: {target.measured:.2f} (limit {target.limit:.2f}; "
-                     f"{target.rule})")
-    return "\n".join(lines)
+        lines.append(f"{verdict:6}  {path:26} {target.name}: {target.measured:.2f} "
+                     f"(limit {target.limit:.2f}; {target.rule})")
+    return "\n".join(head + lines)
 
 
 def write_json(result: BenchResult, directory: Path = RESULTS_DIR) -> Path:
@@ -112,6 +117,42 @@ def render_markdown(result: BenchResult, history: str = "") -> str:
         f"Python {machine.get('python')}",
         f"- Settings: {settings}",
         "",
+    ]
+    if result.requests is not None:
+        count = result.requests
+        lines += ["## Requests per notification, counted at the wire", "",
+                  f"{count.notifications_per_path} notifications per path and system, ack timeout "
+                  f"{count.ack_timeout_s} s, counted in {count.seconds:.0f} s "
+                  "(`python -m bench --requests`). Columns: calls per notification by service and "
+                  "operation; `q get` counts messages received (one get per message at low load); idle "
+                  "polls are excluded; `vs guarantee` is the difference in total from the guarantee floor; "
+                  "`$/M notif` is USD per million notifications at the list prices below.", ""]
+        lines += render_requests_markdown(count)
+        lines += ["", "### Cost per million notifications (USD, usage beyond the included quotas)", ""]
+        costs = cost_rows(count)
+        lines += ["| " + " | ".join(costs[0]) + " |", "|" + "|".join("---" for _ in costs[0]) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in costs[1:]]
+        lines += ["", "Prices (list prices, USD; `executions` = function executions per notification, not "
+                  "priced):", ""]
+        lines += [f"- {line}" for line in price_lines()]
+        lines.append("")
+    if result.paths:
+        lines += _figures_markdown(result)
+    lines += ["## Targets", "", "| path | target | measured | limit | verdict |", "|---|---|---|---|---|"]
+    for path, target in result.targets():
+        lines.append(f"| {path} | {target.name} ({target.rule}) | {target.measured:.2f} | "
+                     f"{target.limit:.2f} | {'met' if target.met else '**missed**'} |")
+    if result.notes:
+        lines += ["", "## Notes from the run", ""]
+        lines += [f"- {note}" for note in result.notes]
+    if history:
+        lines += ["", "## Every run kept in bench/results/ (run-to-run spread on this machine)", "",
+                  history]
+    return "\n".join(lines) + "\n"
+
+
+def _figures_markdown(result: BenchResult) -> list[str]:
+    lines = [
         "## Figures",
         "",
         "| " + " | ".join(HEADERS) + " |",
@@ -132,17 +173,11 @@ def render_markdown(result: BenchResult, history: str = "") -> str:
         if cpu.top:
             lines += ["", f"Top own functions ({cpu.path}, ms per notification, self time):", ""]
             lines += [f"- `{entry['function']}`: {entry['ms']:.3f}" for entry in cpu.top]
-    lines += ["", "## Targets", "", "| path | target | measured | limit | verdict |", "|---|---|---|---|---|"]
-    for path, target in result.targets():
-        lines.append(f"| {path} | {target.name} ({target.rule}) | {target.measured:.2f} | "
-                     f"{target.limit:.2f} | {'met' if target.met else '**missed**'} |")
-    if result.notes:
-        lines += ["", "## Notes from the run", ""]
-        lines += [f"- {note}" for note in result.notes]
-    if history:
-        lines += ["", "## Every run kept in bench/results/ (run-to-run spread on this machine)", "",
-                  history]
-    return "\n".join(lines) + "\n"
+    return [*lines, ""]
+
+
+def _each(systems: list[Any], pick: Callable[[dict[str, Any]], float], digits: int = 0) -> str:
+    return "/".join("-" if s is None else f"{pick(s):.{digits}f}" for s in systems)
 
 
 def _history_row(data: dict[str, Any]) -> list[str]:
@@ -155,14 +190,12 @@ def _history_row(data: dict[str, Any]) -> list[str]:
         if path is None:
             cells += ["", "", ""]
             continue
-        notifier, floor = path["notifier"], path["floor"]
-        cpu_floor = floor["process_cpu_ms_per_notification"]
-        cells += [
-            f"{notifier['throughput_per_s']:.0f}/{floor['throughput_per_s']:.0f} = "
-            f"{path['throughput_ratio']:.2f}",
-            f"{notifier['latency']['p50_ms']:.0f}/{floor['latency']['p50_ms']:.0f}",
-            f"{notifier['process_cpu_ms_per_notification'] / cpu_floor:.2f}" if cpu_floor else "",
-        ]
+        # Runs before the guarantee floor existed have one "floor": the presence floor.
+        systems = [path.get("notifier"), path.get("guarantee_floor"),
+                   path.get("presence_floor", path.get("floor"))]
+        cells += [_each(systems, lambda s: s["throughput_per_s"]),
+                  _each(systems, lambda s: s["latency"]["p50_ms"]),
+                  _each(systems, lambda s: s["process_cpu_ms_per_notification"], 1)]
     own = {c["path"]: c["own_ms"] for c in data.get("own_cpu", [])}
     cells.append(" / ".join(f"{own[name]:.2f}" for name in ("realtime", "push") if name in own))
     return cells
@@ -179,9 +212,10 @@ def render_history(directory: Path = RESULTS_DIR) -> str:
     if not runs:
         return ""
     lines = [
-        "| run (UTC) | N/K | realtime notif/s notifier/floor | realtime p50 ms notifier/floor "
-        "| realtime CPU ratio | push notif/s notifier/floor | push p50 ms notifier/floor | push CPU ratio "
-        "| own CPU ms realtime / push |",
+        "Each cell: notifier / guarantee floor / presence floor (runs before the guarantee floor: \"-\").",
+        "",
+        "| run (UTC) | N/K | realtime notif/s | realtime p50 ms | realtime CPU ms/notif | push notif/s "
+        "| push p50 ms | push CPU ms/notif | own CPU ms realtime / push |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(_history_row(run)) + " |" for run in runs]

@@ -1,15 +1,19 @@
 """The benchmark's phases on a private local stack (free ports, in-memory Azurite, the real function app).
 
-Per path (realtime, then push), in one run and against the same stack:
+First the request count (:mod:`bench.request_count`): requests per notification at the wire on six paths
+for the notifier and both floors. The Functions host listens behind the :class:`~bench.wire.WireTap`, which
+holds the stack's Functions port, so that Web PubSub's events always cross it; only during the count do the
+host and the floors send all their HTTP through it too.
 
-1. **notifier, throughput**: the host is stopped, N notifications are enqueued, the host is started and
-   drains the queue; throughput = deliveries per second between the first and the last delivery;
-2. **floor, throughput**: the same N on a private queue, drained by ``python -m bench.floor`` with the host's
-   concurrency and polling;
-3. **notifier, latency** and 4. **floor, latency**: after a few primer notifications (so neither consumer
-   starts from an idle polling back-off), M notifications enqueued at a steady rate (a fraction of the
-   notifier's throughput, the same rate for both); latency = enqueue → client receive (realtime) or
-   → push recorded by the Notification Hubs sink (push).
+Then per timed path (realtime, then push), in one run and against the same stack, for the notifier, the
+guarantee floor (:mod:`bench.guarantee_floor`) and the presence floor (:mod:`bench.presence_floor`):
+
+1. **throughput**: N notifications are enqueued while the consumer is stopped (the host) or not yet started
+   (a floor, on its own queue), then it drains them; throughput = deliveries per second between the first
+   and the last delivery; the consumer process's CPU over the same time;
+2. **latency**: after a few primer notifications (so no consumer starts from an idle polling back-off), M
+   notifications enqueued at a steady rate (a fraction of the notifier's throughput, the same rate for
+   all); latency = enqueue → client receive (realtime) or → push recorded by the Notification Hubs sink.
 
 Then the notifier's own CPU per notification is measured under a profiler (:mod:`bench.own_cpu`).
 """
@@ -22,40 +26,44 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
 from bench.clients import AckingClients
 from bench.figures import BenchResult, OwnCpu, PathFigures, SystemFigures
-from bench.floor import READY_LINE, floor_environment
+from bench.floor_base import floor_environment
+from bench.floor_process import FloorProcess
 from bench.producer import enqueue, plan
 from bench.report import machine_description
+from bench.request_count import COUNT_ACK_TIMEOUT, RequestCounter
+from bench.request_table import RequestCount
+from bench.stack_setup import register_devices, wait_for_presence
 from bench.stats import drain_rate, latencies_ms, summarize_latencies
-from devstack.demo import register_device, target_for_stack
+from bench.wire import HOST, WireTap
 from devstack.functions_host.settings_loader import (
     QueueOptions,
     apply_host_json_overrides,
     load_host_json,
     load_local_settings,
 )
+from devstack.net import free_port
 from devstack.stack import HUB, REPO_ROOT, RunningStack, StackPorts, running_stack, start_host
-from shared.user_keys import user_key
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = REPO_ROOT / "local.settings.json.example"
 HOST_QUEUE_PREFIX = "AzureFunctionsJobHost__extensions__queues__"
 PRIMERS = 5
+HOST_WORKER_THREADS = 32  # the local host's (and the Python worker's default maximum) thread pool
+FLOORS = ("guarantee", "presence")
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class BenchOptions:
     latency_notifications: int = 300
     latency_load: float = 0.5
     profile_samples: int = 200
+    count_notifications: int = 10  # per path and system in the request count
     phase_timeout: float = 180.0
 
 
@@ -90,12 +99,27 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Bench:
-    """One run on one stack; :meth:`run` returns the figures."""
+def tap_services(stack: RunningStack) -> dict[tuple[str, int], str]:
+    """Which service listens on which address of the stack (for the wire tap)."""
+    azurite = stack.azurite
+    return {
+        (HOST, azurite.blob_port): "blob",
+        (HOST, azurite.queue_port): "queue",
+        (HOST, azurite.table_port): "table",
+        (HOST, stack.ports.webpubsub): "webpubsub",
+        (HOST, stack.ports.notification_hubs): "notificationhubs",
+    }
 
-    def __init__(self, stack: RunningStack, options: BenchOptions, values: dict[str, str],
-                 app_env: dict[str, str], batch_size: int, threshold: int, polling_ms: float) -> None:
+
+class Bench:
+    """One run on one stack; the phases below fill a :class:`BenchResult`."""
+
+    def __init__(self, stack: RunningStack, tap: WireTap, host_port: int, options: BenchOptions,
+                 values: dict[str, str], app_env: dict[str, str], batch_size: int, threshold: int,
+                 polling_ms: float) -> None:
         self.stack = stack
+        self.tap = tap
+        self.host_port = host_port
         self.options = options
         self.values = values
         self.app_env = app_env
@@ -111,31 +135,28 @@ class Bench:
         self.clients: AckingClients | None = None
         self._last_realtime_send = 0.0
 
+    def start_host(self, env: Mapping[str, str]) -> None:
+        """(Re)start the Functions host behind the tap with ``env`` as its app settings."""
+        if self.stack.functions_host is not None:
+            self.stack.functions_host.stop()
+        self.stack.functions_host = start_host(self.stack, env, SETTINGS_FILE, port=self.host_port)
+
     # ---- setup ---------------------------------------------------------------------------------------
+
+    def count_requests(self, progress: Callable[[str], None]) -> RequestCount:
+        """The request count (:mod:`bench.request_count`), on a host started for it."""
+        counter = RequestCounter(self.stack, self.tap, self.values, self.app_env, self.start_host,
+                                 self.options.count_notifications,
+                                 min(self.options.ack_timeout, COUNT_ACK_TIMEOUT), progress)
+        return counter.run()
 
     def setup(self) -> None:
         """Register a device per push user, connect a client per realtime user, wait for presence."""
-        secret = self.values["AUTH_DEV_SECRET"]
-        url = self.stack.functions_host.url
-        target = target_for_stack(self.stack, self.app_env)
-
-        def register(user_id: str) -> None:
-            # APNs: the sink's record of an APNs push carries notificationId at the payload's top level.
-            register_device(target, user_id, f"dev-{uuid.uuid4().hex[:16]}", platform="apns")
-
-        _in_threads(register, self.push_users, 8)
-        self.clients = AckingClients(url, secret, self.realtime_users)
+        register_devices(self.stack, self.app_env, self.push_users)
+        self.clients = AckingClients(self.stack.functions_host.url, self.values["AUTH_DEV_SECRET"],
+                                     self.realtime_users)
         self.clients.connect()
-        presence = TableClient.from_connection_string(self.storage, self.values["PRESENCE_TABLE"])
-        deadline = time.monotonic() + 60
-        waiting = set(self.realtime_users)
-        while waiting and time.monotonic() < deadline:
-            with contextlib.suppress(ResourceNotFoundError):  # the host creates the table on first use
-                waiting = {user for user in waiting if not _has_presence(presence, user)}
-            if waiting:
-                time.sleep(0.2)
-        if waiting:
-            raise RuntimeError(f"{len(waiting)} users have no presence row after 60 s")
+        wait_for_presence(self.storage, self.values["PRESENCE_TABLE"], self.realtime_users)
 
     def close(self) -> None:
         """Disconnect the clients."""
@@ -199,7 +220,7 @@ class Bench:
         items = plan(self._users(path), self.options.notifications, f"nd-{path}")
         self.stack.functions_host.stop()
         produced = enqueue(self.storage, self.queue, items, self.options.producers)
-        self.stack.functions_host = start_host(self.stack, self.app_env, SETTINGS_FILE)
+        self.start_host(self.app_env)
         pid = self.stack.functions_host.process.pid
         cpu_before = process_cpu_seconds(pid)
         done = self._waiter(path)([item.notification_id for item in items])
@@ -207,14 +228,7 @@ class Bench:
         self._note_host_log(f"{path} notifier drain", 0)
         if path == "realtime":
             self._last_realtime_send = time.time()
-        figures = SystemFigures(
-            throughput_per_s=drain_rate(list(done.values())),
-            latency=summarize_latencies(latencies_ms(produced.sent_at, done) or [0.0]),
-            process_cpu_ms_per_notification=cpu * 1000 / max(len(done), 1),
-            delivered=len(done),
-            expected=len(items),
-        )
-        return figures, produced.per_second
+        return _figures(produced.sent_at, done, len(items), cpu), produced.per_second
 
     def notifier_paced(self, path: str, rate: float) -> SystemFigures:
         """Latency of the notifier at a steady ``rate`` of notifications per second."""
@@ -229,37 +243,24 @@ class Bench:
         return _figures(produced.sent_at, done, len(items), cpu_s=None)
 
     @contextlib.contextmanager
-    def _floor(self, path: str, queue_name: str, count: int) -> Iterator[Callable[[], dict[str, Any]]]:
-        env = {
-            **os.environ,
-            **floor_environment(self.storage, self.stack.webpubsub.connection_string,
-                                self.stack.notification_hubs.connection_string, HUB,
-                                self.values["PRESENCE_TABLE"], "benchfloor" + uuid.uuid4().hex[:8]),
-            "PYTHONPATH": str(REPO_ROOT),
-        }
-        command = [sys.executable, "-m", "bench.floor", "--path", path, "--queue", queue_name,
-                   "--count", str(count), "--concurrency", str(self.batch_size + self.threshold),
-                   "--batch-size", str(self.batch_size), "--new-batch-threshold", str(self.threshold),
-                   "--max-polling-ms", str(self.polling_ms)]
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    def _floor(self, kind: str, queue_name: str) -> Iterator[FloorProcess]:
+        """A floor process reading ``queue_name``; the guarantee floor also gets the realtime users' acks."""
+        name = "benchfloor" + uuid.uuid4().hex[:8]
+        environ = floor_environment(self.storage, self.stack.webpubsub.connection_string,
+                                    self.stack.notification_hubs.connection_string, HUB,
+                                    self.values["PRESENCE_TABLE"], name)
+        options = {"concurrency": str(HOST_WORKER_THREADS), "batch-size": str(self.batch_size),
+                   "new-batch-threshold": str(self.threshold), "max-polling-ms": str(self.polling_ms)}
+        floor = FloorProcess(kind, environ, queue_name, name + "deadlines", self.options.ack_timeout, options)
+        if kind == "guarantee":
+            self.tap.route_events(self.realtime_users, (HOST, floor.webhook_port))
         try:
-            assert process.stdout is not None
-            if process.stdout.readline().strip() != READY_LINE:
-                raise RuntimeError("the floor process did not start")
-
-            def result() -> dict[str, Any]:
-                assert process.stdout is not None
-                line = process.stdout.readline()
-                process.wait(30)
-                return dict(json.loads(line)) if line else {}
-
-            yield result
+            yield floor
         finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            self.tap.unroute_events(self.realtime_users)
+            outcome = floor.stop()
+            if outcome.get("errors"):
+                self.notes.append(f"the {kind} floor made {outcome['errors']} failed attempts (retried)")
 
     def _note_host_log(self, phase: str, start: int) -> None:
         """Note failed invocations (retried after the visibility timeout) and HTTP pool overflows."""
@@ -286,75 +287,55 @@ class Bench:
             QueueClient.from_connection_string(self.storage, name).create_queue()
         return name
 
-    def floor_drain(self, path: str) -> SystemFigures:
-        """Throughput of the floor draining N pre-enqueued notifications."""
-        items = plan(self._users(path), self.options.notifications, f"fd-{path}")
+    def floor_phases(self, kind: str, path: str, rate: float) -> tuple[SystemFigures, SystemFigures]:
+        """One floor process: drain N pre-enqueued notifications (throughput, CPU), then the paced run."""
+        assert self.clients is not None
+        self.clients.ack = kind == "guarantee"  # the presence floor has no ack handling
+        self._clear_sink(path)
+        items = plan(self._users(path), self.options.notifications, f"fd{kind[0]}-{path}")
         queue_name = self._floor_queue()
         produced = enqueue(self.storage, queue_name, items, self.options.producers)
-        with self._floor(path, queue_name, len(items)) as result:
+        with self._floor(kind, queue_name) as floor:
+            cpu_before = process_cpu_seconds(floor.pid)
             done = self._waiter(path)([item.notification_id for item in items])
-            outcome = result() if len(done) == len(items) else {}
-        self._note_floor_errors(outcome)
-        figures = _figures(produced.sent_at, done, len(items), outcome.get("cpu_s"))
-        return SystemFigures(drain_rate(list(done.values())), figures.latency,
-                             figures.process_cpu_ms_per_notification, figures.delivered, figures.expected)
-
-    def floor_paced(self, path: str, rate: float) -> SystemFigures:
-        """Latency of the floor at a steady ``rate``."""
-        items = plan(self._users(path), self.options.latency_notifications, f"fp-{path}")
-        queue_name = self._floor_queue()
-        with self._floor(path, queue_name, len(items) + PRIMERS) as result:
+            drain = _figures(produced.sent_at, done, len(items), process_cpu_seconds(floor.pid) - cpu_before)
+            self._clear_sink(path)
+            items = plan(self._users(path), self.options.latency_notifications, f"fp{kind[0]}-{path}")
             self._prime(path, queue_name)
             produced = enqueue(self.storage, queue_name, items, self.options.producers, rate)
             done = self._waiter(path)([item.notification_id for item in items])
-            outcome = result() if len(done) == len(items) else {}
-        self._note_floor_errors(outcome)
-        return _figures(produced.sent_at, done, len(items), cpu_s=None)
-
-    def _note_floor_errors(self, outcome: dict[str, Any]) -> None:
-        if outcome.get("errors"):
-            self.notes.append(f"the floor reported {outcome['errors']} failed messages")
+        self.clients.ack = True
+        return drain, _figures(produced.sent_at, done, len(items), cpu_s=None)
 
     def measure_path(self, path: str) -> PathFigures:
-        """Both systems on one path: drains for throughput, paced runs for latency."""
+        """Every system on one path: a drain for throughput and CPU, then a paced run for latency."""
         assert self.clients is not None
+        drains: dict[str, SystemFigures] = {}
+        paced: dict[str, SystemFigures] = {}
         self.clients.ack = True
         self._clear_sink(path)
         logger.info("%s: notifier drain of %d", path, self.options.notifications)
-        notifier, producer_rate = self.notifier_drain(path)
+        drains["notifier"], producer_rate = self.notifier_drain(path)
+        rate = max(1.0, self.options.latency_load * drains["notifier"].throughput_per_s)
         self.wait_for_deadlines()
-        self.clients.ack = False  # the floor has no ack handling: acks would only load the host
         self._clear_sink(path)
-        logger.info("%s: floor drain of %d", path, self.options.notifications)
-        floor = self.floor_drain(path)
-        rate = max(1.0, self.options.latency_load * notifier.throughput_per_s)
-        self.clients.ack = True
-        self._clear_sink(path)
-        logger.info("%s: notifier paced, %d at %.0f/s", path, self.options.latency_notifications, rate)
-        notifier_paced = self.notifier_paced(path, rate)
+        paced["notifier"] = self.notifier_paced(path, rate)
         self.wait_for_deadlines()
-        self.clients.ack = False
+        for kind in FLOORS:
+            drains[kind], paced[kind] = self.floor_phases(kind, path, rate)
         self._clear_sink(path)
-        logger.info("%s: floor paced, %d at %.0f/s", path, self.options.latency_notifications, rate)
-        floor_paced = self.floor_paced(path, rate)
-        self.clients.ack = True
-        self._clear_sink(path)
-        self.notes.append(
-            f"{path}: saturated (drain) latency p50 notifier {notifier.latency.p50_ms:.0f} ms, "
-            f"floor {floor.latency.p50_ms:.0f} ms (includes the time waiting in the pre-filled queue)"
-        )
-        return PathFigures(
-            path=path,
-            notifier=SystemFigures(notifier.throughput_per_s, notifier_paced.latency,
-                                   notifier.process_cpu_ms_per_notification, notifier.delivered
-                                   + notifier_paced.delivered, notifier.expected + notifier_paced.expected),
-            floor=SystemFigures(floor.throughput_per_s, floor_paced.latency,
-                                floor.process_cpu_ms_per_notification,
-                                floor.delivered + floor_paced.delivered,
-                                floor.expected + floor_paced.expected),
-            producer_per_s=producer_rate,
-            paced_rate_per_s=rate,
-        )
+        self.notes.append(f"{path}: saturated (drain) latency p50 " + ", ".join(
+            f"{name} {drains[name].latency.p50_ms:.0f} ms" for name in ("notifier", *FLOORS))
+            + " (includes the time waiting in the pre-filled queue)")
+
+        def combined(name: str) -> SystemFigures:
+            drain, steady = drains[name], paced[name]
+            return SystemFigures(drain.throughput_per_s, steady.latency,
+                                 drain.process_cpu_ms_per_notification, drain.delivered + steady.delivered,
+                                 drain.expected + steady.expected)
+
+        return PathFigures(path, combined("notifier"), combined("guarantee"), combined("presence"),
+                           producer_rate, rate)
 
     def own_cpu(self, path: str) -> OwnCpu:
         """The notifier's own CPU per notification on ``path`` (child process under a profiler)."""
@@ -407,35 +388,14 @@ def _figures(
     )
 
 
-def _has_presence(presence: TableClient, user_id: str) -> bool:
-    rows = presence.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": user_key(user_id)}, select=["RowKey"]
-    )
-    return next(iter(rows), None) is not None
-
-
-def _in_threads(work: Callable[[str], None], items: Sequence[str], threads: int) -> None:
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            for item in items[index::threads]:
-                work(item)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if errors:
-        raise errors[0]
-
-
 def run_benchmark(options: BenchOptions, command: str,
-                  progress: Callable[[str], None] = lambda _: None) -> BenchResult:
-    """Start a private stack, run every phase, stop the stack; return the figures."""
+                  progress: Callable[[str], None] = lambda _: None,
+                  on_requests: Callable[[RequestCount], None] = lambda _: None,
+                  requests_only: bool = False) -> BenchResult:
+    """Start a private stack, count requests, run every timed phase, stop the stack; return the figures.
+
+    ``on_requests`` gets the request count as soon as it is done; ``requests_only`` stops there.
+    """
     values = load_local_settings(SETTINGS_FILE)
     host_json = load_host_json(REPO_ROOT)
     batch_size, threshold = queue_limits(options.concurrency, host_json)
@@ -464,14 +424,23 @@ def run_benchmark(options: BenchOptions, command: str,
             "latency_notifications": options.latency_notifications,
             "latency_load": options.latency_load,
             "profile_samples": options.profile_samples,
+            "count_notifications": options.count_notifications,
         },
         polling_interval_ms=polling_ms,
     )
     progress("starting a private local stack")
-    with running_stack(ports=StackPorts.free(), persist=False, app_env=app_env,
-                       settings_file=SETTINGS_FILE) as stack:
-        bench = Bench(stack, options, values, app_env, batch_size, threshold, polling_ms)
+    ports = StackPorts.free()
+    host_port = free_port(HOST)
+    # The tap holds the stack's Functions port (where Web PubSub posts events); the host listens behind it.
+    with running_stack(with_host=False, ports=ports, persist=False) as stack, \
+            WireTap(tap_services(stack), port=ports.functions, events_target=(HOST, host_port)) as tap:
+        bench = Bench(stack, tap, host_port, options, values, app_env, batch_size, threshold, polling_ms)
         try:
+            result.requests = bench.count_requests(progress)
+            on_requests(result.requests)
+            if requests_only:
+                return result
+            bench.start_host(app_env)  # from here on without the proxy: only events cross the tap
             progress(f"connecting {options.users} clients and registering {options.users} devices")
             bench.setup()
             bench.warm_up()
@@ -484,5 +453,5 @@ def run_benchmark(options: BenchOptions, command: str,
                 result.own_cpu.append(bench.own_cpu(path))
         finally:
             bench.close()
-        result.notes += bench.notes
+            result.notes += bench.notes
     return result

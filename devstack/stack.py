@@ -182,9 +182,16 @@ def default_settings_file() -> Path:
 
 
 def start_host(
-    stack: RunningStack, app_env: Mapping[str, str] | None = None, settings_file: Path | None = None
+    stack: RunningStack,
+    app_env: Mapping[str, str] | None = None,
+    settings_file: Path | None = None,
+    port: int | None = None,
 ) -> Any:
-    """Start (or restart) the Functions host process for ``stack``; returns the FunctionsHostProcess."""
+    """Start (or restart) the Functions host process for ``stack``; returns the FunctionsHostProcess.
+
+    ``port`` defaults to the stack's Functions port; another one puts something else in front of the host
+    (the benchmark's counting proxy, which Web PubSub's event handler then reaches).
+    """
     from devstack.functions_host.process import start_functions_host_process
     from devstack.functions_host.settings_loader import load_local_settings
 
@@ -195,7 +202,7 @@ def start_host(
     wanted = {**stack.environment(), **(app_env or {})}
     env = {k: v for k, v in wanted.items() if from_file.get(k) != v or os.environ.get(k) not in (None, "", v)}
     return start_functions_host_process(
-        REPO_ROOT, port=stack.ports.functions, env=env, settings_file=settings
+        REPO_ROOT, port=stack.ports.functions if port is None else port, env=env, settings_file=settings
     )
 
 

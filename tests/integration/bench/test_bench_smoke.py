@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.request_table import PATHS, SYSTEMS
 from bench.summary import BEGIN, END
 
 pytestmark = pytest.mark.e2e
@@ -18,8 +19,8 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
     doc = tmp_path / "PERFORMANCE.md"
     doc.write_text("# Performance\n\nhand-written method\n", encoding="utf-8")
     command = [sys.executable, "-m", "bench", "-n", "20", "-k", "2", "--latency-notifications", "10",
-               "--profile-samples", "4", "--ack-timeout", "1", "--results-dir", str(tmp_path / "results"),
-               "--doc", str(doc)]
+               "--profile-samples", "4", "--ack-timeout", "1", "--count-notifications", "1",
+               "--results-dir", str(tmp_path / "results"), "--doc", str(doc)]
     completed = subprocess.run(
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False
     )
@@ -30,17 +31,29 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert data["settings"]["concurrency"] == 24  # host.json: batchSize 16 + newBatchThreshold 8
     assert [p["path"] for p in data["paths"]] == ["realtime", "push"]
     for path in data["paths"]:
-        for system in ("notifier", "floor"):
+        for system in ("notifier", "guarantee_floor", "presence_floor"):
             figures = path[system]
             # 20 drained + 10 paced per system: every notification reached the client or the push sink
             assert figures["delivered"] == figures["expected"] == 30, (path["path"], system)
             assert figures["latency"]["count"] == 10
             assert figures["throughput_per_s"] > 0
+            assert figures["process_cpu_ms_per_notification"] > 0
     assert {(t["path"], t["name"]) for t in data["targets"]} == {
         (path, name)
         for path in ("realtime", "push")
-        for name in ("throughput ratio", "p50 latency (ms)", "own CPU per notification (ms)")
-    }
+        for name in ("throughput ratio", "CPU ratio", "p50 latency (ms)", "own CPU per notification (ms)")
+    } | {(path, "requests per notification") for path in PATHS}
+
+    rows = {(row["system"], row["path"]): row for row in data["requests"]["rows"]}
+    assert set(rows) == {(system, path) for system in SYSTEMS for path in PATHS}
+    for (system, path), row in rows.items():
+        # every notification was enqueued through the tap, received once and deleted once
+        assert row["counts"]["queue put"] >= 1 and row["counts"]["queue delete"] >= 1, (system, path)
+    acked = rows[("notifier", "realtime acked")]["counts"]
+    assert acked["events user.ack"] == 1 and acked["webpubsub send to user"] == 1
+    # the presence floor's clients never ack
+    assert "events user.ack" not in rows[("presence floor", "realtime acked")]["counts"]
+    assert rows[("guarantee floor", "offline -> push")]["counts"]["notificationhubs send"] == 1
     own = {c["path"]: c for c in data["own_cpu"]}
     assert own["realtime"]["samples"] == own["push"]["samples"] == 4
     # deliver + ack + deadline on the realtime path makes more requests than a push
@@ -48,6 +61,8 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert requests["realtime"] > requests["push"] > 0
     assert own["realtime"]["profiled_ms_by_category"]["own"] > 0
 
-    assert "notifier/floor" in completed.stdout
+    assert "notifier/guarantee floor" in completed.stdout
+    assert completed.stdout.startswith("bench: starting")
+    assert "Requests per notification, counted at the wire" in completed.stdout
     text = doc.read_text(encoding="utf-8")
     assert text.startswith(BEGIN) and END in text and text.rstrip().endswith("hand-written method")
