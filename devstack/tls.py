@@ -1,4 +1,5 @@
-"""A self-signed certificate for 127.0.0.1 and localhost, so clients can use ``sb://`` -> ``https://``."""
+"""A self-signed certificate for 127.0.0.1 and localhost, for the emulators' HTTPS modes (Notification Hubs
+``sb://`` -> ``https://``, Web PubSub ``https://`` and ``wss://``). Clients trust the printed ``cert.pem``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
-def create_self_signed_certificate(cert_dir: str | Path | None = None) -> tuple[Path, Path]:
+def create_self_signed_certificate(
+    cert_dir: str | Path | None = None, common_name: str = "devstack emulator"
+) -> tuple[Path, Path]:
     """Write ``cert.pem`` and ``key.pem`` (SAN 127.0.0.1, ::1, localhost) to ``cert_dir``; return both."""
-    folder = Path(cert_dir) if cert_dir else Path(tempfile.mkdtemp(prefix="devstack-nh-tls-"))
+    folder = Path(cert_dir) if cert_dir else Path(tempfile.mkdtemp(prefix="devstack-tls-"))
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "devstack notification hubs emulator")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)
     san = x509.SubjectAlternativeName(
         [
