@@ -119,6 +119,10 @@ class RunningNotificationHubs:
         """Disarm every injected fault."""
         self.state.faults.clear()
 
+    def scheduled(self, hub: str | None = None) -> list[dict[str, Any]]:
+        """Pending scheduled sends (``notificationId``, ``hub``, ``format``, ``tags``, ``scheduledTime``)."""
+        return self.state.scheduler.pending(hub)
+
     def installation(self, hub: str, installation_id: str) -> dict[str, Any] | None:
         """The stored installation, or None."""
         return self.state.installation(hub, installation_id)
@@ -136,9 +140,14 @@ def start_notification_hubs_emulator(
     listen_key: str | None = None,
     https: bool = False,
     cert_dir: str | Path | None = None,
+    tier: str = "standard",
 ) -> RunningNotificationHubs:
-    """Start the emulator on a background thread and return it once it accepts connections."""
-    state = EmulatorState(full_key=full_key, listen_key=listen_key)
+    """Start the emulator on a background thread and return it once it accepts connections.
+
+    ``tier`` (free, basic, standard) is the namespace tier: below Standard, scheduled sends are refused with
+    the service's 403. Raises ValueError for an unknown tier.
+    """
+    state = EmulatorState(full_key=full_key, listen_key=listen_key, tier=tier)
     for hub in hubs:
         state.create_hub(hub)
     cert_path: Path | None = None
