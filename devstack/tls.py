@@ -80,3 +80,40 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_path, key_path)
     return context
+
+
+def certificate_for(cert_dir: str | Path | None, common_name: str = "devstack emulator") -> tuple[Path, Path]:
+    """The certificate and key an emulator serves in HTTPS mode.
+
+    Without ``cert_dir``: a fresh pair in a temp folder. With it: ``cert.pem``/``key.pem`` found there are
+    reused while valid for another day, so a certificate trusted once (``NODE_EXTRA_CA_CERTS``,
+    ``REQUESTS_CA_BUNDLE``) keeps working across restarts and for several emulators; otherwise they are
+    (re)created.
+    """
+    if cert_dir is not None:
+        cert_path, key_path = Path(cert_dir) / "cert.pem", Path(cert_dir) / "key.pem"
+        if cert_path.is_file() and key_path.is_file():
+            try:
+                certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+                if certificate.not_valid_after_utc - datetime.now(UTC) > timedelta(days=1):
+                    return cert_path, key_path
+            except ValueError:
+                pass  # not a certificate: replace it
+    return create_self_signed_certificate(cert_dir, common_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devstack.tls DIR``: make sure DIR holds a valid certificate; print its path."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m devstack.tls DIR", file=sys.stderr)
+        return 2
+    cert_path, _ = certificate_for(args[0])
+    print(cert_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

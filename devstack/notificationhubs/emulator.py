@@ -12,7 +12,7 @@ from devstack.notificationhubs.faults import parse_fault
 from devstack.notificationhubs.sas import FULL_RULE, LISTEN_RULE
 from devstack.notificationhubs.state import EmulatorState
 from devstack.server_thread import ServerThread
-from devstack.tls import create_self_signed_certificate, server_ssl_context
+from devstack.tls import certificate_for, server_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def start_notification_hubs_emulator(
     cert_path: Path | None = None
     ssl_context = None
     if https:
-        cert_path, key_path = create_self_signed_certificate(cert_dir, "devstack notification hubs emulator")
+        cert_path, key_path = certificate_for(cert_dir, "devstack notification hubs emulator")
         ssl_context = server_ssl_context(cert_path, key_path)
     server = ServerThread(
         create_app(state), host=host, port=port, ssl_context=ssl_context, name="nh-emulator"

@@ -12,7 +12,7 @@ import sys
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from devstack.tls import create_self_signed_certificate, server_ssl_context
+from devstack.tls import certificate_for, server_ssl_context
 from devstack.webpubsub.app import create_app
 from devstack.webpubsub.running import connection_string, public_host_for
 from devstack.webpubsub.settings import (
@@ -118,7 +118,7 @@ async def serve(
     """Serve until SIGINT/SIGTERM."""
     ssl_context = None
     if https:
-        cert_path, key_path = create_self_signed_certificate(cert_dir, "devstack web pubsub emulator")
+        cert_path, key_path = certificate_for(cert_dir, "devstack web pubsub emulator")
         ssl_context = server_ssl_context(cert_path, key_path)
     runner = web.AppRunner(create_app(config), handle_signals=False, access_log_class=PathOnlyAccessLogger)
     await runner.setup()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.server_thread import ServerThread
-from devstack.tls import create_self_signed_certificate, server_ssl_context
+from devstack.tls import certificate_for, server_ssl_context
 from devstack.webpubsub.app import create_app
 from devstack.webpubsub.settings import (
     DEFAULT_ACK_DELAY_SECONDS,
@@ -96,7 +96,7 @@ def start_webpubsub_emulator(
     cert_path: Path | None = None
     ssl_context = None
     if https:
-        cert_path, key_path = create_self_signed_certificate(cert_dir, "devstack web pubsub emulator")
+        cert_path, key_path = certificate_for(cert_dir, "devstack web pubsub emulator")
         ssl_context = server_ssl_context(cert_path, key_path)
     server = ServerThread(
         create_app(state), host=host, port=port, ssl_context=ssl_context, name="webpubsub-emulator"
