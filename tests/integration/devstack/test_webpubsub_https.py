@@ -99,3 +99,31 @@ def test_cli_https_prints_the_certificate_then_the_ready_line(tmp_path: Path) ->
         proc.terminate()
         proc.communicate(timeout=15)
     assert proc.returncode == 0
+
+
+def test_emulators_reuse_a_valid_certificate_in_the_cert_dir(tmp_path: Path) -> None:
+    # Trust once: both emulators (and restarts) serve the same certificate from one --cert-dir.
+    from devstack.notificationhubs import start_notification_hubs_emulator
+
+    command = [sys.executable, "-m", "devstack.tls", str(tmp_path)]
+    made = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    cert = tmp_path / "cert.pem"
+    assert made.stdout.strip() == str(cert)
+    before = cert.read_bytes()
+    wps = start_webpubsub_emulator(https=True, cert_dir=tmp_path)
+    nh = start_notification_hubs_emulator(https=True, cert_dir=tmp_path)
+    try:
+        assert wps.cert_path == nh.cert_path == cert
+        assert cert.read_bytes() == before
+        for url in (f"{wps.endpoint}/_devstack/connections", f"{nh.base_url}/_devstack/health"):
+            assert requests.get(url, verify=str(cert), timeout=10).status_code == 200
+    finally:
+        wps.stop()
+        nh.stop()
+    cert.write_text("not a certificate")
+    replaced = start_webpubsub_emulator(https=True, cert_dir=tmp_path)
+    try:
+        assert cert.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+        assert requests.get(f"{replaced.endpoint}/_devstack/connections", verify=str(cert), timeout=10).ok
+    finally:
+        replaced.stop()

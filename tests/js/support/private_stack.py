@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from devstack.demo import (  # noqa: E402 - after the path fix above
+from devstack.demo import (
     SLACK_SECONDS,
     DemoTarget,
     delivery_row,
@@ -29,7 +29,7 @@ from devstack.demo import (  # noqa: E402 - after the path fix above
     target_for_stack,
     wait_until,
 )
-from devstack.stack import StackPorts, running_stack  # noqa: E402
+from devstack.stack import StackPorts, running_stack
 
 #: A short ack timeout keeps the "no push after the deadline" check quick; queues are polled every 200 ms.
 APP_ENV = {
