@@ -46,6 +46,8 @@ API_VERSIONS = frozenset(
 STATE_KEY = web.AppKey("nh_state", EmulatorState)
 TRACKING_KEY = web.RequestKey("nh_tracking_id", str)
 DEVSTACK_PREFIX = "/_devstack/"
+#: Path segments under a hub of service APIs the emulator does not have (registrations, jobs, feedback).
+UNEMULATED_APIS = ("registrations", "registrationIDs", "registrationids", "jobs", "feedbackcontainer", "tags")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -303,7 +305,7 @@ async def list_scheduled(request: web.Request) -> web.Response:
 
 
 async def not_implemented(request: web.Request) -> web.Response:
-    """Routes of the service the emulator does not implement (batch direct send, message telemetry)."""
+    """Service routes the emulator does not implement (batch direct send, telemetry, registrations, jobs)."""
     raise NhError(501, f"{request.method} {request.path} is not implemented by the devstack emulator")
 
 
@@ -402,6 +404,10 @@ def create_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/{hub}/messages", send_notification)
     app.router.add_post("/{hub}/messages/", send_notification)
     app.router.add_route("*", "/{hub}/messages/{rest:.+}", not_implemented)
+    # Service APIs the emulator does not have: a clear 501 rather than a 404 that reads as "no such hub".
+    for unemulated in UNEMULATED_APIS:
+        app.router.add_route("*", f"/{{hub}}/{unemulated}", not_implemented)
+        app.router.add_route("*", f"/{{hub}}/{unemulated}/{{rest:.*}}", not_implemented)
     app.router.add_post("/{hub}/schedulednotifications", schedule_notification)
     app.router.add_post("/{hub}/schedulednotifications/", schedule_notification)
     app.router.add_delete("/{hub}/schedulednotifications/{notification_id}", cancel_scheduled_notification)

@@ -206,6 +206,12 @@ describe("authorization", () => {
   });
 });
 
+test("APIs the emulator does not have answer 501, not a 404 that reads as 'no such hub'", async () => {
+  for (const call of [() => client.createRegistrationId(), () => client.listNotificationHubJobs()]) {
+    await assert.rejects(call, (err) => err.statusCode === 501 && /not implemented by the devstack emulator/.test(err.message));
+  }
+});
+
 describe("plain HTTP (make dev)", () => {
   let plain;
   before(async () => {
