@@ -59,6 +59,10 @@ def test_https_mode_serves_rest_and_wss_to_the_official_sdks(
         assert service.user_exists("secure")
     finally:
         client.close()
+    # Instead of connection_verify: REQUESTS_CA_BUNDLE (azure-core's requests transport honours it).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_emulator.cert_path))
+    by_env = WebPubSubServiceClient.from_connection_string(tls_emulator.connection_string, hub=hub)
+    assert by_env.user_exists("nobody") is False
 
 
 def test_https_mode_is_refused_by_clients_that_do_not_trust_the_certificate(
