@@ -102,6 +102,16 @@ def certificate_for(cert_dir: str | Path | None, common_name: str = "devstack em
     return create_self_signed_certificate(cert_dir, common_name)
 
 
+def https_server(
+    https: bool, cert_dir: str | Path | None, common_name: str
+) -> tuple[Path | None, ssl.SSLContext | None]:
+    """An emulator's TLS setup: ``(cert_path, server context)`` in HTTPS mode, ``(None, None)`` otherwise."""
+    if not https:
+        return None, None
+    cert_path, key_path = certificate_for(cert_dir, common_name)
+    return cert_path, server_ssl_context(cert_path, key_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m devstack.tls DIR``: make sure DIR holds a valid certificate; print its path."""
     import sys

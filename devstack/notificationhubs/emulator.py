@@ -12,7 +12,7 @@ from devstack.notificationhubs.faults import parse_fault
 from devstack.notificationhubs.sas import FULL_RULE, LISTEN_RULE
 from devstack.notificationhubs.state import EmulatorState
 from devstack.server_thread import ServerThread
-from devstack.tls import certificate_for, server_ssl_context
+from devstack.tls import https_server
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +150,7 @@ def start_notification_hubs_emulator(
     state = EmulatorState(full_key=full_key, listen_key=listen_key, tier=tier)
     for hub in hubs:
         state.create_hub(hub)
-    cert_path: Path | None = None
-    ssl_context = None
-    if https:
-        cert_path, key_path = certificate_for(cert_dir, "devstack notification hubs emulator")
-        ssl_context = server_ssl_context(cert_path, key_path)
+    cert_path, ssl_context = https_server(https, cert_dir, "devstack notification hubs emulator")
     server = ServerThread(
         create_app(state), host=host, port=port, ssl_context=ssl_context, name="nh-emulator"
     )

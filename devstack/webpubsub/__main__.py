@@ -12,7 +12,7 @@ import sys
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from devstack.tls import certificate_for, server_ssl_context
+from devstack.tls import https_server
 from devstack.webpubsub.app import create_app
 from devstack.webpubsub.running import connection_string, public_host_for
 from devstack.webpubsub.settings import (
@@ -116,10 +116,7 @@ async def serve(
     config: EmulatorConfig, host: str, port: int, https: bool = False, cert_dir: str | None = None
 ) -> None:
     """Serve until SIGINT/SIGTERM."""
-    ssl_context = None
-    if https:
-        cert_path, key_path = certificate_for(cert_dir, "devstack web pubsub emulator")
-        ssl_context = server_ssl_context(cert_path, key_path)
+    cert_path, ssl_context = https_server(https, cert_dir, "devstack web pubsub emulator")
     runner = web.AppRunner(create_app(config), handle_signals=False, access_log_class=PathOnlyAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)

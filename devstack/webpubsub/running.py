@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.server_thread import ServerThread
-from devstack.tls import certificate_for, server_ssl_context
+from devstack.tls import https_server
 from devstack.webpubsub.app import create_app
 from devstack.webpubsub.settings import (
     DEFAULT_ACK_DELAY_SECONDS,
@@ -93,11 +93,7 @@ def start_webpubsub_emulator(
         public_host=public_host_for(host),
     )
     state = EmulatorState(config)
-    cert_path: Path | None = None
-    ssl_context = None
-    if https:
-        cert_path, key_path = certificate_for(cert_dir, "devstack web pubsub emulator")
-        ssl_context = server_ssl_context(cert_path, key_path)
+    cert_path, ssl_context = https_server(https, cert_dir, "devstack web pubsub emulator")
     server = ServerThread(
         create_app(state), host=host, port=port, ssl_context=ssl_context, name="webpubsub-emulator"
     )
