@@ -40,8 +40,12 @@ test: deps lint typecheck test-js
 
 # The JavaScript conformance suite (tests/js/README.md): Microsoft's npm SDKs against the emulators and the
 # local host. Files run in parallel; --test-force-exit because the SDK's keep-alive timers outlive stop().
+# HTTPS tests: the emulators serve the certificate in TEST_TLS_DIR, which Node trusts from the start.
+TEST_TLS_DIR := $(CURDIR)/.devstack/test-tls
 test-js: deps
-	node --test --test-force-exit --test-concurrency=8 tests/js/
+	$(PY) -m devstack.tls $(TEST_TLS_DIR) >/dev/null
+	DEVSTACK_TLS_DIR=$(TEST_TLS_DIR) NODE_EXTRA_CA_CERTS=$(TEST_TLS_DIR)/cert.pem \
+		node --test --test-force-exit --test-concurrency=8 tests/js/
 
 dev: deps
 	@test -f local.settings.json || { cp local.settings.json.example local.settings.json 2>/dev/null && echo "wrote local.settings.json from the example"; } || true

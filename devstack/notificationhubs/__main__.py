@@ -10,6 +10,7 @@ import threading
 from types import FrameType
 
 from devstack.notificationhubs.emulator import start_notification_hubs_emulator
+from devstack.notificationhubs.scheduled import TIERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--full-key", help="key of DefaultFullSharedAccessSignature (default: random)")
     parser.add_argument("--listen-key", help="key of DefaultListenSharedAccessSignature (default: random)")
+    parser.add_argument(
+        "--tier",
+        choices=TIERS,
+        default="standard",
+        help="namespace pricing tier (default standard); free and basic refuse scheduled sends with 403",
+    )
     parser.add_argument("--https", action="store_true", help="serve TLS with a fresh self-signed certificate")
     parser.add_argument(
         "--cert-dir", help="folder for cert.pem/key.pem with --https (default: a temp folder)"
@@ -56,12 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         listen_key=args.listen_key,
         https=args.https,
         cert_dir=args.cert_dir,
+        tier=args.tier,
     )
     try:
         hubs = ",".join(emulator.state.hub_names())
         if emulator.cert_path is not None:
             print(f"NOTIFICATION_HUBS_CERT={emulator.cert_path}", flush=True)
         print(f"NOTIFICATION_HUBS_HUBS={hubs}", flush=True)
+        print(f"NOTIFICATION_HUBS_TIER={emulator.state.tier}", flush=True)
         print(f"NOTIFICATION_HUBS_CONNECTION_STRING={emulator.connection_string}", flush=True)
         while not stop.wait(0.5):
             pass

@@ -16,6 +16,12 @@ from aiohttp import web
 from devstack.notificationhubs.faults import FaultSpecError, parse_fault
 from devstack.notificationhubs.installations import InstallationError, apply_patch, validate_installation
 from devstack.notificationhubs.sas import LISTEN, SEND, SasError, authorize
+from devstack.notificationhubs.scheduled import (
+    SCHEDULE_TIME_HEADER,
+    TIER_REFUSAL,
+    ScheduledSend,
+    parse_schedule_time,
+)
 from devstack.notificationhubs.sends import SendError, fan_out, outcome_xml, parse_send
 from devstack.notificationhubs.state import EmulatorState, Hub
 
@@ -40,6 +46,8 @@ API_VERSIONS = frozenset(
 STATE_KEY = web.AppKey("nh_state", EmulatorState)
 TRACKING_KEY = web.RequestKey("nh_tracking_id", str)
 DEVSTACK_PREFIX = "/_devstack/"
+#: Path segments under a hub of service APIs the emulator does not have (registrations, jobs, feedback).
+UNEMULATED_APIS = ("registrations", "registrationIDs", "registrationids", "jobs", "feedbackcontainer", "tags")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -244,8 +252,60 @@ async def send_notification(request: web.Request) -> web.Response:
     return web.Response(status=201, headers=headers)
 
 
+def _require_standard_tier(state: EmulatorState) -> None:
+    if state.tier != "standard":
+        detail = f"{TIER_REFUSAL}: scheduled notifications need the Standard tier (this hub is {state.tier})"
+        raise NhError(403, detail)
+
+
+async def schedule_notification(request: web.Request) -> web.Response:
+    """POST /{hub}/schedulednotifications[/]: hold a send until ServiceBusNotification-ScheduleTime (201)."""
+    hub = _guard(request, SEND)
+    version = _check_api_version(request)
+    state = _state(request)
+    _require_standard_tier(state)
+    body = await _read_body(request)
+    try:
+        due = parse_schedule_time(request.headers.get(SCHEDULE_TIME_HEADER))
+        send = parse_send(request.headers, body, direct=False, test=False)
+    except SendError as exc:
+        raise NhError(exc.status, exc.detail) from exc
+
+    def deliver(item: ScheduledSend) -> None:
+        with state.lock:
+            installations = [dict(i) for i in hub.installations.values()]
+        pushes = fan_out(hub.name, item.id, item.send, installations)
+        for push in pushes:
+            push["scheduledTime"] = item.describe()["scheduledTime"]
+            state.sink.record(push)
+        logger.info("scheduled send hub=%s format=%s targets=%d", hub.name, item.send.format, len(pushes))
+
+    item = state.scheduler.schedule(hub.name, send, due, deliver)
+    location = (
+        f"{request.scheme}://{request.host}/{hub.name}/schedulednotifications/{item.id}?api-version={version}"
+    )
+    return web.Response(status=201, headers={"Location": location})
+
+
+async def cancel_scheduled_notification(request: web.Request) -> web.Response:
+    """DELETE /{hub}/schedulednotifications/{id}: cancel a pending scheduled send (200; 404 if none)."""
+    hub = _guard(request, SEND)
+    state = _state(request)
+    _require_standard_tier(state)
+    notification_id = request.match_info["notification_id"]
+    if not state.scheduler.cancel(hub.name, notification_id):
+        detail = f"The scheduled notification '{notification_id}' was not found (already sent or cancelled)"
+        raise NhError(404, detail)
+    return web.Response(status=200)
+
+
+async def list_scheduled(request: web.Request) -> web.Response:
+    """GET /_devstack/scheduled[?hub=]: pending scheduled sends, soonest first."""
+    return web.json_response(_state(request).scheduler.pending(request.query.get("hub")))
+
+
 async def not_implemented(request: web.Request) -> web.Response:
-    """Routes of the service the emulator does not implement (batch direct send, message telemetry)."""
+    """Service routes the emulator does not implement (batch direct send, telemetry, registrations, jobs)."""
     raise NhError(501, f"{request.method} {request.path} is not implemented by the devstack emulator")
 
 
@@ -318,7 +378,8 @@ async def list_installations(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """GET /_devstack/health."""
-    return web.json_response({"status": "ok", "hubs": _state(request).hub_names()})
+    state = _state(request)
+    return web.json_response({"status": "ok", "hubs": state.hub_names(), "tier": state.tier})
 
 
 def create_app(state: EmulatorState) -> web.Application:
@@ -334,6 +395,7 @@ def create_app(state: EmulatorState) -> web.Application:
     app.router.add_get("/_devstack/hubs", list_hubs)
     app.router.add_put("/_devstack/hubs/{hub}", put_hub)
     app.router.add_get("/_devstack/hubs/{hub}/installations", list_installations)
+    app.router.add_get("/_devstack/scheduled", list_scheduled)
     installation = "/{hub}/installations/{installation_id}"
     app.router.add_put(installation, put_installation)
     app.router.add_patch(installation, patch_installation)
@@ -342,4 +404,11 @@ def create_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/{hub}/messages", send_notification)
     app.router.add_post("/{hub}/messages/", send_notification)
     app.router.add_route("*", "/{hub}/messages/{rest:.+}", not_implemented)
+    # Service APIs the emulator does not have: a clear 501 rather than a 404 that reads as "no such hub".
+    for unemulated in UNEMULATED_APIS:
+        app.router.add_route("*", f"/{{hub}}/{unemulated}", not_implemented)
+        app.router.add_route("*", f"/{{hub}}/{unemulated}/{{rest:.*}}", not_implemented)
+    app.router.add_post("/{hub}/schedulednotifications", schedule_notification)
+    app.router.add_post("/{hub}/schedulednotifications/", schedule_notification)
+    app.router.add_delete("/{hub}/schedulednotifications/{notification_id}", cancel_scheduled_notification)
     return app

@@ -11,8 +11,8 @@ from devstack.notificationhubs.app import create_app
 from devstack.notificationhubs.faults import parse_fault
 from devstack.notificationhubs.sas import FULL_RULE, LISTEN_RULE
 from devstack.notificationhubs.state import EmulatorState
-from devstack.notificationhubs.tls import create_self_signed_certificate, server_ssl_context
 from devstack.server_thread import ServerThread
+from devstack.tls import https_server
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,10 @@ class RunningNotificationHubs:
         """Disarm every injected fault."""
         self.state.faults.clear()
 
+    def scheduled(self, hub: str | None = None) -> list[dict[str, Any]]:
+        """Pending scheduled sends (``notificationId``, ``hub``, ``format``, ``tags``, ``scheduledTime``)."""
+        return self.state.scheduler.pending(hub)
+
     def installation(self, hub: str, installation_id: str) -> dict[str, Any] | None:
         """The stored installation, or None."""
         return self.state.installation(hub, installation_id)
@@ -136,16 +140,17 @@ def start_notification_hubs_emulator(
     listen_key: str | None = None,
     https: bool = False,
     cert_dir: str | Path | None = None,
+    tier: str = "standard",
 ) -> RunningNotificationHubs:
-    """Start the emulator on a background thread and return it once it accepts connections."""
-    state = EmulatorState(full_key=full_key, listen_key=listen_key)
+    """Start the emulator on a background thread and return it once it accepts connections.
+
+    ``tier`` (free, basic, standard) is the namespace tier: below Standard, scheduled sends are refused with
+    the service's 403. Raises ValueError for an unknown tier.
+    """
+    state = EmulatorState(full_key=full_key, listen_key=listen_key, tier=tier)
     for hub in hubs:
         state.create_hub(hub)
-    cert_path: Path | None = None
-    ssl_context = None
-    if https:
-        cert_path, key_path = create_self_signed_certificate(cert_dir)
-        ssl_context = server_ssl_context(cert_path, key_path)
+    cert_path, ssl_context = https_server(https, cert_dir, "devstack notification hubs emulator")
     server = ServerThread(
         create_app(state), host=host, port=port, ssl_context=ssl_context, name="nh-emulator"
     )

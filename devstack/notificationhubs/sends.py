@@ -231,6 +231,7 @@ def _push(
         "direct": send.device_handle is not None,
         "test": send.test,
         "time": utc_now_iso(),
+        "scheduledTime": None,
         "outcome": "failed" if failure else "delivered",
         "reason": failure,
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from devstack.notificationhubs.faults import FaultInjector
 from devstack.notificationhubs.sas import FULL_RULE, LISTEN, LISTEN_RULE, MANAGE, SEND, AccessRule
+from devstack.notificationhubs.scheduled import TIERS, Scheduler
 from devstack.notificationhubs.sink import PushSink
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9\-./_]{0,259}$")
@@ -33,7 +34,13 @@ class Hub:
 class EmulatorState:
     """All mutable emulator state; safe to use from the server loop and from test threads."""
 
-    def __init__(self, full_key: str | None = None, listen_key: str | None = None) -> None:
+    def __init__(
+        self, full_key: str | None = None, listen_key: str | None = None, tier: str = "standard"
+    ) -> None:
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
+        #: The namespace pricing tier: Standard-only features (scheduled sends) are refused below it.
+        self.tier = tier
         self.full_key = full_key or random_key()
         self.listen_key = listen_key or random_key()
         self.rules = {
@@ -42,6 +49,7 @@ class EmulatorState:
         }
         self.sink = PushSink()
         self.faults = FaultInjector()
+        self.scheduler = Scheduler()
         self._hubs: dict[str, Hub] = {}
         self.lock = threading.RLock()
 

@@ -12,6 +12,7 @@ import sys
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from devstack.tls import https_server
 from devstack.webpubsub.app import create_app
 from devstack.webpubsub.running import connection_string, public_host_for
 from devstack.webpubsub.settings import (
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"latency added to ack frames (default {DEFAULT_ACK_DELAY_SECONDS}; see README)",
     )
+    parser.add_argument(
+        "--https",
+        action="store_true",
+        help="serve TLS (https:// REST, wss:// clients) with a fresh self-signed certificate; its path is "
+        "printed as WEBPUBSUB_CERT=<path> before the ready line",
+    )
+    parser.add_argument("--cert-dir", help="folder for cert.pem/key.pem with --https (default: temp folder)")
     parser.add_argument("--log-level", default="INFO", help="log level for stderr (default INFO)")
     return parser
 
@@ -104,15 +112,20 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
-async def serve(config: EmulatorConfig, host: str, port: int) -> None:
+async def serve(
+    config: EmulatorConfig, host: str, port: int, https: bool = False, cert_dir: str | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM."""
+    cert_path, ssl_context = https_server(https, cert_dir, "devstack web pubsub emulator")
     runner = web.AppRunner(create_app(config), handle_signals=False, access_log_class=PathOnlyAccessLogger)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     sockets = getattr(site._server, "sockets", None)  # aiohttp exposes the bound sockets only here
     bound = int(sockets[0].getsockname()[1]) if sockets else port
-    endpoint = f"http://{config.public_host}:{bound}"
+    endpoint = f"{'https' if https else 'http'}://{config.public_host}:{bound}"
+    if https:
+        print(f"WEBPUBSUB_CERT={cert_path}", flush=True)
     print(f"webpubsub ready: {connection_string(endpoint, config.access_key)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -138,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(config, args.host, args.port))
+    asyncio.run(serve(config, args.host, args.port, args.https, args.cert_dir))
     return 0
 
 

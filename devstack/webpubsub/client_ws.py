@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -21,6 +22,7 @@ from devstack.webpubsub.protocol import (
     PayloadError,
     ack_frame,
     connected_frame,
+    invoke_response_frame,
     media_type,
     parse_client_frame,
     payload_from_http,
@@ -33,9 +35,22 @@ from devstack.webpubsub.upstream import EventContext, UpstreamResult
 logger = logging.getLogger(__name__)
 
 CLIENT_CLOSED_REASON = "The client closed the connection."
+# WebSocket status 1007 (invalid payload data), what the service team's emulator closes with for a frame
+# that is not a valid message of the subprotocol. Not 1008: that tells the JS client not to even try recovery.
+INVALID_PAYLOAD_CLOSE = 1007
 # How long a service-side close waits for the client's close frame.
 CLOSE_TIMEOUT_SECONDS = 2.0
 _NO_HANDLER = "No event handler is registered"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a client frame could not be executed: the ack error name and message, and whether the service
+    drops the connection when the frame had no ackId to report it on (failed user events only)."""
+
+    name: str
+    message: str
+    drops_connection: bool = False
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -296,7 +311,7 @@ class ClientEndpoint:
             frame = parse_client_frame(text)
         except FrameError as exc:
             logger.info("connection %s sent an invalid frame: %s", conn.id, exc)
-            await self.state.close_connection(conn, f"Invalid message: {exc}", code=1008)
+            await self.state.close_connection(conn, f"Invalid message: {exc}", code=INVALID_PAYLOAD_CLOSE)
             return
         if frame.type == "sequenceAck":
             conn.acknowledge(frame.sequence_id or 0)
@@ -304,20 +319,31 @@ class ClientEndpoint:
         if frame.type == "ping":
             await conn.send_frame(pong_frame())
             return
+        if frame.type == "invoke":
+            await self._invoke(conn, frame)
+            return
+        if frame.type in ("cancelInvocation", "invokeResponse"):
+            # Invocations are answered before the next frame is read, so there is nothing left to cancel;
+            # service-initiated invocations (whose answer is invokeResponse) are not made by the emulator.
+            logger.info("connection %s: %s %s ignored", conn.id, frame.type, frame.invocation_id)
+            return
         if frame.ack_id is not None:
             if frame.ack_id in conn.ack_ids:
                 message = f"Message with ack-id '{frame.ack_id}' has been processed."
                 self._send_ack(conn, ack_frame(frame.ack_id, "Duplicate", message))
                 return
             conn.ack_ids.add(frame.ack_id)
-        error = await self._execute(conn, frame)
+        failure = await self._execute(conn, frame)
         if conn.closed:
             return
         if frame.ack_id is not None:
-            self._send_ack(conn, ack_frame(frame.ack_id, *error) if error else ack_frame(frame.ack_id))
-        elif error and not error[1].startswith(_NO_HANDLER):
-            # Without an ackId the client cannot be told, so the service closes the connection.
-            await self.state.close_connection(conn, error[1])
+            if failure is None:
+                self._send_ack(conn, ack_frame(frame.ack_id))
+            else:
+                self._send_ack(conn, ack_frame(frame.ack_id, failure.name, failure.message))
+        elif failure is not None and failure.drops_connection:
+            # A failed user event without an ackId cannot be reported, so the connection is dropped.
+            await self.state.close_connection(conn, failure.message)
 
     def _send_ack(self, conn: Connection, frame: dict[str, Any]) -> None:
         delay = self.state.config.ack_delay_seconds
@@ -332,12 +358,13 @@ class ClientEndpoint:
 
         self.state.spawn(send())
 
-    async def _execute(self, conn: Connection, frame: ClientFrame) -> tuple[str, str] | None:
+    async def _execute(self, conn: Connection, frame: ClientFrame) -> Failure | None:
         hub = self.state.hub(conn.hub)
         group = frame.group or ""
         if frame.type in ("joinGroup", "leaveGroup"):
             if not _has_role(conn, "joinLeaveGroup", group):
-                return "Forbidden", f"The connection has no permission to join or leave group '{group}'."
+                message = f"The connection has no permission to join or leave group '{group}'."
+                return Failure("Forbidden", message)
             if frame.type == "joinGroup":
                 hub.add_to_group(conn, group)
             else:
@@ -345,19 +372,25 @@ class ClientEndpoint:
             return None
         if frame.type == "sendToGroup":
             if not _has_role(conn, "sendToGroup", group):
-                return "Forbidden", f"The connection has no permission to send to group '{group}'."
+                return Failure("Forbidden", f"The connection has no permission to send to group '{group}'.")
             assert frame.payload is not None
             members = [c for c in hub.group_connections(group) if not (frame.no_echo and c.id == conn.id)]
             await self.state.deliver_group_message(members, group, conn.user_id, frame.payload)
             return None
         assert frame.event is not None and frame.payload is not None
-        return await self._user_event(conn, frame.event, frame.payload)
+        failure, reply = await self._user_event(conn, frame.event, frame.payload)
+        if reply is not None:
+            await self.state.deliver_server_message([conn], reply)
+        return failure
 
-    async def _user_event(self, conn: Connection, event: str, payload: Payload) -> tuple[str, str] | None:
+    async def _user_event(
+        self, conn: Connection, event: str, payload: Payload
+    ) -> tuple[Failure | None, Payload | None]:
+        """Deliver a user event upstream; returns the failure, or the response body to relay (if any)."""
         handler = self.state.settings_for(conn.hub).handler_for_user_event(event)
         if handler is None:
             logger.info("no event handler for user event %s in hub %s", event, conn.hub)
-            return "InvocationFailed", f"{_NO_HANDLER} for event '{event}'."
+            return Failure("InternalServerError", f"{_NO_HANDLER} for event '{event}'.", False), None
         result = await self.state.upstream.deliver(
             handler, conn.context(), event, False, payload.body, payload.content_type
         )
@@ -365,13 +398,25 @@ class ClientEndpoint:
             conn.connection_state = result.connection_state
         if not result.ok:
             detail = result.error or f"The event handler answered {result.status}."
-            return "InvocationFailed", detail
-        reply = payload_from_upstream(result)
-        if reply is not None:
-            await self.state.deliver_server_message([conn], reply)
-        return None
+            return Failure("InternalServerError", detail, True), None
+        return None, payload_from_upstream(result)
+
+    async def _invoke(self, conn: Connection, frame: ClientFrame) -> None:
+        """``invoke`` (``WebPubSubClient.invokeEvent``): a user event whose response comes back as
+        ``invokeResponse`` correlated by ``invocationId`` instead of as a server message."""
+        assert frame.invocation_id is not None and frame.event is not None and frame.payload is not None
+        failure, reply = await self._user_event(conn, frame.event, frame.payload)
+        if conn.closed:
+            return
+        if failure is not None:
+            answer = invoke_response_frame(frame.invocation_id, None, failure.name, failure.message)
+        else:
+            answer = invoke_response_frame(frame.invocation_id, reply)
+        await conn.send_frame(answer)
 
     async def _user_event_raw(self, conn: Connection, payload: Payload) -> None:
-        error = await self._user_event(conn, "message", payload)
-        if error is not None and not error[1].startswith(_NO_HANDLER):
-            await self.state.close_connection(conn, error[1])
+        failure, reply = await self._user_event(conn, "message", payload)
+        if reply is not None:
+            await self.state.deliver_server_message([conn], reply)
+        if failure is not None and failure.drops_connection:
+            await self.state.close_connection(conn, failure.message)

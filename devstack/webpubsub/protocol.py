@@ -136,8 +136,24 @@ def pong_frame() -> dict[str, Any]:
     return {"type": "pong"}
 
 
+def invoke_response_frame(
+    invocation_id: str, payload: Payload | None, error_name: str | None = None, message: str = ""
+) -> dict[str, Any]:
+    """The answer to a client ``invoke``: the upstream response as data, or ``success: false``."""
+    frame: dict[str, Any] = {"type": "invokeResponse", "invocationId": invocation_id}
+    if error_name is not None:
+        frame["success"] = False
+        frame["error"] = {"name": error_name, "message": message}
+        return frame
+    frame["success"] = True
+    if payload is not None:
+        frame["dataType"] = payload.data_type
+        frame["data"] = payload.frame_data()
+    return frame
+
+
 def ack_frame(ack_id: int, error_name: str | None = None, message: str = "") -> dict[str, Any]:
-    """An ``ack`` frame; ``error_name`` is Forbidden, InternalServerError, Duplicate or InvocationFailed."""
+    """An ``ack`` frame; ``error_name`` is Forbidden, InternalServerError or Duplicate."""
     frame: dict[str, Any] = {"type": "ack", "ackId": ack_id, "success": error_name is None}
     if error_name is not None:
         frame["error"] = {"name": error_name, "message": message}
@@ -146,7 +162,8 @@ def ack_frame(ack_id: int, error_name: str | None = None, message: str = "") -> 
 
 @dataclass(frozen=True)
 class ClientFrame:
-    """A parsed client frame: joinGroup, leaveGroup, sendToGroup, event, sequenceAck or ping."""
+    """A parsed client frame: joinGroup, leaveGroup, sendToGroup, event, sequenceAck, ping, invoke,
+    cancelInvocation or invokeResponse."""
 
     type: str
     ack_id: int | None = None
@@ -155,6 +172,7 @@ class ClientFrame:
     payload: Payload | None = None
     no_echo: bool = False
     sequence_id: int | None = None
+    invocation_id: str | None = None
 
 
 def _uint(value: Any, name: str) -> int:
@@ -200,4 +218,19 @@ def parse_client_frame(text: str) -> ClientFrame:
         return ClientFrame(type=kind, sequence_id=_uint(raw.get("sequenceId"), "sequenceId"))
     if kind == "ping":
         return ClientFrame(type=kind)
+    if kind == "invoke":
+        target = raw.get("target", "event")
+        if target not in (None, "event"):
+            raise FrameError(f"unknown invoke target {target!r}; only 'event' is supported")
+        has_data = raw.get("data") is not None
+        return ClientFrame(
+            type=kind,
+            invocation_id=_name(raw.get("invocationId"), "invocationId"),
+            event=_name(raw.get("event"), "event"),
+            payload=payload_from_frame(raw.get("data"), raw.get("dataType") or "json")
+            if has_data
+            else Payload(b"", "text/plain"),
+        )
+    if kind in ("cancelInvocation", "invokeResponse"):
+        return ClientFrame(type=kind, invocation_id=_name(raw.get("invocationId"), "invocationId"))
     raise FrameError(f"unknown frame type {kind!r}")

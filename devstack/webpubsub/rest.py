@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from urllib.parse import unquote
@@ -112,6 +113,8 @@ class RestApi:
                 return await self._close(request, hub.connections.values())
             if rest[0] == ":generateToken":
                 return self._generate_token(request, hub)
+            if rest[0] in (":addToGroups", ":removeFromGroups"):
+                return await self._filtered_groups(request, hub, add=rest[0] == ":addToGroups")
         if n >= 2 and rest[0] == "users":
             return await self._users(request, hub, rest[1], rest[2:])
         if n >= 2 and rest[0] == "groups":
@@ -141,6 +144,32 @@ class RestApi:
             if conn.id not in excluded:
                 await self.state.close_connection(conn, reason)
         return web.Response(status=204)
+
+    async def _filtered_groups(self, request: web.Request, hub: HubState, add: bool) -> web.Response:
+        """``:addToGroups`` / ``:removeFromGroups``: body ``{"groups": [...], "filter": "<OData>"}``; 200."""
+        try:
+            body = json.loads(await request.read() or b"null")
+        except ValueError as exc:
+            return error_response(400, "InvalidRequest", f"the body is not valid JSON: {exc}")
+        groups = body.get("groups") if isinstance(body, dict) else None
+        if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and g for g in groups):
+            return error_response(
+                400, "InvalidRequest", "the body needs 'groups', a non-empty array of group names"
+            )
+        filter_text = body.get("filter")
+        if filter_text is not None and not isinstance(filter_text, str):
+            return error_response(400, "InvalidRequest", "'filter' must be an OData filter string")
+        predicate = compile_filter(filter_text)
+        for conn in list(hub.connections.values()):
+            fields = {"userId": conn.user_id, "connectionId": conn.id, "groups": sorted(conn.groups)}
+            if predicate is not None and not predicate(fields):
+                continue
+            for group in groups:
+                if add:
+                    hub.add_to_group(conn, group)
+                else:
+                    hub.remove_from_group(conn, group)
+        return web.Response(status=200)
 
     def _generate_token(self, request: web.Request, hub: HubState) -> web.Response:
         client_type = (request.query.get("clientType") or "Default").lower()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from devstack.server_thread import ServerThread
+from devstack.tls import https_server
 from devstack.webpubsub.app import create_app
 from devstack.webpubsub.settings import (
     DEFAULT_ACK_DELAY_SECONDS,
@@ -29,11 +31,14 @@ def connection_string(endpoint: str, access_key: str) -> str:
 class RunningWebPubSub:
     """A running emulator: where it listens, its key and connection string, and runtime hub configuration."""
 
-    def __init__(self, server: ServerThread, state: EmulatorState) -> None:
+    def __init__(self, server: ServerThread, state: EmulatorState, cert_path: Path | None = None) -> None:
         self._server = server
         self.state = state
         self.port = server.port
-        self.endpoint = f"http://{state.config.public_host}:{self.port}"
+        #: The self-signed certificate clients must trust in HTTPS mode (None over plain HTTP).
+        self.cert_path = cert_path
+        scheme = "https" if cert_path is not None else "http"
+        self.endpoint = f"{scheme}://{state.config.public_host}:{self.port}"
         self.access_key = state.config.access_key
         self.connection_string = connection_string(self.endpoint, self.access_key)
 
@@ -71,8 +76,14 @@ def start_webpubsub_emulator(
     hubs: dict[str, HubSettings] | None = None,
     recovery_window_seconds: float = DEFAULT_RECOVERY_WINDOW_SECONDS,
     ack_delay_seconds: float = DEFAULT_ACK_DELAY_SECONDS,
+    https: bool = False,
+    cert_dir: str | Path | None = None,
 ) -> RunningWebPubSub:
-    """Start the emulator on its own thread; ``port=0`` picks a free port; the key defaults to random."""
+    """Start the emulator on its own thread; ``port=0`` picks a free port; the key defaults to random.
+
+    ``https`` serves TLS (``https://`` REST, ``wss://`` clients) with a fresh self-signed certificate written
+    to ``cert_dir`` (a temp folder by default); its path is ``RunningWebPubSub.cert_path``.
+    """
     config = EmulatorConfig(
         access_key=access_key or secrets.token_urlsafe(32),
         secondary_key=secondary_key,
@@ -82,6 +93,9 @@ def start_webpubsub_emulator(
         public_host=public_host_for(host),
     )
     state = EmulatorState(config)
-    server = ServerThread(create_app(state), host=host, port=port, name="webpubsub-emulator")
+    cert_path, ssl_context = https_server(https, cert_dir, "devstack web pubsub emulator")
+    server = ServerThread(
+        create_app(state), host=host, port=port, ssl_context=ssl_context, name="webpubsub-emulator"
+    )
     server.start()
-    return RunningWebPubSub(server, state)
+    return RunningWebPubSub(server, state, cert_path)

@@ -60,6 +60,8 @@ class Connection:
     closed: bool = False
     closing_reason: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # ce-id of the last event; the connect event (before the connection exists) is 0.
+    events_sent: int = 0
     # Completed in order: ``connected`` must reach the handler before ``disconnected``.
     system_events: asyncio.Task[None] | None = None
 
@@ -79,8 +81,11 @@ class Connection:
         return self.ws is None and not self.closed
 
     def context(self) -> EventContext:
-        """CloudEvents attributes of this connection."""
-        return EventContext(self.hub, self.id, self.user_id, self.subprotocol, self.connection_state)
+        """CloudEvents attributes of this connection for its next event (each gets the next ce-id)."""
+        self.events_sent += 1
+        return EventContext(
+            self.hub, self.id, self.user_id, self.subprotocol, self.connection_state, self.events_sent
+        )
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able description for the debugging endpoint (no tokens)."""

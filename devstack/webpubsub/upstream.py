@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,6 +26,8 @@ class EventContext:
     user_id: str | None
     subprotocol: str | None
     connection_state: str | None
+    # ce-id: counted per connection, 0 for connect (ce-source + ce-id identify an event, per CloudEvents).
+    event_id: int = 0
 
 
 @dataclass
@@ -76,6 +77,13 @@ class UpstreamDispatcher:
         """The WebHook-Request-Origin value: the host of the connection string's Endpoint, without port."""
         return self._config.public_host
 
+    def _origin_allowed(self, values: list[str]) -> bool:
+        # One header per value or a comma list; `@azure/web-pubsub-express` with `allowedEndpoints` sends the
+        # endpoints' URL hosts, which here carry the emulator's port: compare without it.
+        origins = {o.strip().lower() for value in values for o in value.split(",") if o.strip()}
+        hosts = {o.rsplit(":", 1)[0] for o in origins}
+        return "*" in origins or self.origin.lower() in origins | hosts
+
     async def _validate(self, url: str) -> bool:
         state = self._validations.setdefault(url, _Validation())
         async with state.lock:
@@ -86,15 +94,14 @@ class UpstreamDispatcher:
             headers = {"WebHook-Request-Origin": self.origin, "ce-awpsversion": AWPS_VERSION}
             try:
                 async with self._http().options(url, headers=headers) as resp:
-                    allowed = resp.headers.get("WebHook-Allowed-Origin", "")
+                    allowed = resp.headers.getall("WebHook-Allowed-Origin", [])
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 logger.warning(
                     "abuse-protection handshake with %s failed: %s; events not delivered", url, exc
                 )
                 return False
-            origins = {o.strip() for o in allowed.split(",") if o.strip()}
-            if 200 <= status < 300 and ("*" in origins or self.origin in origins):
+            if 200 <= status < 300 and self._origin_allowed(allowed):
                 state.passed = True
                 logger.info("abuse-protection handshake with %s passed", url)
                 return True
@@ -120,8 +127,11 @@ class UpstreamDispatcher:
     ) -> UpstreamResult:
         """POST one event; returns the handler's answer or a result with ``status=None`` and an error."""
         url = handler.url_for(ctx.hub, event_name)
-        if not await self._validate(url):
-            return UpstreamResult(status=None, error=f"the event handler {url} did not pass abuse protection")
+        # The service validates a handler once, with its {event} parameter resolved to "validate".
+        check = handler.url_for(ctx.hub, "validate")
+        if not await self._validate(check):
+            error = f"the event handler {check} did not pass abuse protection"
+            return UpstreamResult(status=None, error=error)
         kind = "sys" if is_system else "user"
         headers = {
             "Content-Type": content_type,
@@ -130,8 +140,8 @@ class UpstreamDispatcher:
             "ce-awpsversion": AWPS_VERSION,
             "ce-type": f"azure.webpubsub.{kind}.{event_name}",
             "ce-source": f"/hubs/{ctx.hub}/client/{ctx.connection_id}",
-            "ce-id": uuid.uuid4().hex,
-            "ce-time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "ce-id": str(ctx.event_id),
+            "ce-time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "ce-signature": event_signature(ctx.connection_id, self._config.keys),
             "ce-connectionId": ctx.connection_id,
             "ce-hub": ctx.hub,

@@ -119,6 +119,24 @@ class NhClient:
             self.url("messages/", query), data=data, headers=self.auth(extra), **self.options
         )
 
+    def schedule(
+        self, body: Any, fmt: str, schedule_time: str | None, tags: str | None = None
+    ) -> requests.Response:
+        extra = {"Content-Type": "application/json;charset=utf-8", "ServiceBusNotification-Format": fmt}
+        if schedule_time is not None:
+            extra["ServiceBusNotification-ScheduleTime"] = schedule_time
+        if tags is not None:
+            extra["ServiceBusNotification-Tags"] = tags
+        data = body if isinstance(body, str | bytes) else json.dumps(body)
+        return self.session.post(
+            self.url("schedulednotifications/"), data=data, headers=self.auth(extra), **self.options
+        )
+
+    def cancel_scheduled(self, notification_id: str) -> requests.Response:
+        return self.session.delete(
+            self.url(f"schedulednotifications/{notification_id}"), headers=self.auth(), **self.options
+        )
+
 
 def error_detail(response: requests.Response) -> str:
     """The Detail text of the service's XML error body."""

@@ -359,3 +359,20 @@ def test_sink_over_http_filters_and_clears(
     assert [p["installationId"] for p in by_installation] == ["b"]
     assert client.session.delete(base, params={"hub": nh_hub}).json() == {"removed": 2}
     assert client.session.get(base, params={"hub": nh_hub}).json() == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "registrations",
+        "registrationIDs",
+        "registrations/abc",
+        "jobs",
+        "feedbackcontainer",
+        "tags/t/registrations",
+    ],
+)
+def test_unemulated_service_apis_answer_501_not_404(client: NhClient, path: str) -> None:
+    response = client.session.get(client.url(path), headers=client.auth(), **client.options)
+    assert response.status_code == 501
+    assert "not implemented by the devstack emulator" in error_detail(response)

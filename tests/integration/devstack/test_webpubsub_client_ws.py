@@ -215,16 +215,55 @@ def test_no_echo_skips_the_sender(
     assert recv(other)["data"] == [1]
 
 
-def test_malformed_frame_closes_with_a_reason(
-    service: WebPubSubServiceClient, sockets: list[websocket.WebSocket]
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"type": "teleport", "ackId": 1}', "unknown frame type 'teleport'"),
+        ('{"type": "joinGroup", "ackId": 1}', "'group' must be a non-empty string"),
+    ],
+)
+def test_an_invalid_frame_closes_with_1007_and_a_reason(
+    service: WebPubSubServiceClient, sockets: list[websocket.WebSocket], frame: str, reason: str
 ) -> None:
+    # 1007 (invalid payload) as the service team's emulator; not 1008, which stops JS recovery outright.
     ws = open_ws(sockets, service.get_client_access_token(user_id="bad")["url"])
-    recv(ws)
-    ws.send("{not json")
+    cid = recv(ws)["connectionId"]
+    ws.send(frame)
     disconnected = recv(ws)
     assert disconnected["event"] == "disconnected"
-    assert "not valid JSON" in disconnected["message"]
-    assert close_code(ws) == 1008
+    assert reason in disconnected["message"]
+    assert close_code(ws) == 1007
+    assert not service.connection_exists(cid)
+
+
+def test_a_forbidden_frame_without_ack_id_is_dropped_not_the_connection(
+    service: WebPubSubServiceClient, sockets: list[websocket.WebSocket]
+) -> None:
+    ws = open_ws(sockets, service.get_client_access_token(user_id="nope")["url"])
+    cid = recv(ws)["connectionId"]
+    ws.send(json.dumps({"type": "joinGroup", "group": "secret"}))
+    ws.send(json.dumps({"type": "sendToGroup", "group": "secret", "dataType": "text", "data": "x"}))
+    ws.send(json.dumps({"type": "ping"}))
+    assert recv(ws) == {"type": "pong"}
+    assert service.connection_exists(cid)
+    assert not service.group_exists("secret")
+
+
+def test_invocation_frames_without_a_handler_answer_and_keep_the_connection(
+    service: WebPubSubServiceClient, sockets: list[websocket.WebSocket]
+) -> None:
+    ws = open_ws(sockets, service.get_client_access_token(user_id="inv")["url"])
+    cid = recv(ws)["connectionId"]
+    ws.send(json.dumps({"type": "invoke", "invocationId": "1", "target": "event", "event": "calc"}))
+    answer = recv(ws)
+    assert (answer["type"], answer["invocationId"], answer["success"]) == ("invokeResponse", "1", False)
+    assert answer["error"]["name"] == "InternalServerError"
+    ws.send(json.dumps({"type": "cancelInvocation", "invocationId": "1"}))
+    ws.send(json.dumps({"type": "invokeResponse", "invocationId": "9", "success": True}))
+    ws.send(json.dumps({"type": "ping"}))
+    assert recv(ws) == {"type": "pong"}
+    assert service.connection_exists(cid)
 
 
 def _drop(emulator: RunningWebPubSub, connection_id: str) -> None:

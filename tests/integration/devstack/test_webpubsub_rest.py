@@ -279,3 +279,27 @@ def test_generate_token_endpoint_issues_a_usable_client_token(
         assert json.loads(ws.recv())["userId"] == "erin"
     finally:
         ws.close()
+
+
+def test_add_to_and_remove_from_groups_by_filter(service: WebPubSubServiceClient, clients: Any) -> None:
+    # POST :addToGroups / :removeFromGroups (2024-12-01; the JS SDK's addConnectionsToGroups). The Python
+    # SDK 1.3.0 has no method for them, so the request goes through its pipeline (same auth) by hand.
+    from azure.core.rest import HttpRequest
+
+    alice, bob, carol = clients("alice"), clients("bob"), clients("carol")
+
+    def call(operation: str, body: Any) -> int:
+        request = HttpRequest("POST", f"/api/hubs/{service._config.hub}/{operation}?{API}", json=body)
+        return int(service.send_request(request).status_code)
+
+    assert call(":addToGroups", {"groups": ["a", "b"], "filter": "userId ne 'carol'"}) == 200
+    members = {m.user_id for m in service.list_connections(group="b")}
+    assert members == {"alice", "bob"}
+    only_bob = f"connectionId eq '{bob.connection_id}'"
+    assert call(":removeFromGroups", {"groups": ["a"], "filter": only_bob}) == 200
+    assert {m.user_id for m in service.list_connections(group="a")} == {"alice"}
+    assert carol.connection_id not in {m.connection_id for m in service.list_connections(group="b")}
+    assert alice.connection_id in {m.connection_id for m in service.list_connections(group="a")}
+    assert call(":addToGroups", {"groups": []}) == 400
+    assert call(":addToGroups", {"groups": ["a"], "filter": "userId eq"}) == 400
+    assert call(":removeFromGroups", "not an object") == 400

@@ -105,8 +105,9 @@ def test_connect_connected_disconnected_are_delivered_as_cloudevents(
     cid = recv(ws)["connectionId"]
     connect = receiver.wait_for(is_event("azure.webpubsub.sys.connect", cid))
     h = connect.headers
-    # One abuse-protection handshake per resolved handler URL ({event} differs), all with the endpoint host.
-    assert set(receiver.handshake_origins) == {"127.0.0.1"}
+    # One abuse-protection handshake per handler, {event} resolved to "validate", with the endpoint host.
+    assert receiver.handshake_origins == ["127.0.0.1"]
+    assert receiver.handshake_paths == [f"/upstream/{hub}/validate"]
     assert connect.signature_valid
     assert (h["ce-specversion"], h["ce-source"], h["ce-hub"], h["ce-eventName"]) == (
         "1.0",
@@ -119,8 +120,8 @@ def test_connect_connected_disconnected_are_delivered_as_cloudevents(
     assert h["ce-awpsversion"] == "1.0"
     assert {hs.get("ce-awpsversion") for hs in receiver.handshake_headers} == {"1.0"}
     assert h["Content-Type"].startswith("application/json")
-    assert h["ce-id"]
-    datetime.fromisoformat(h["ce-time"].replace("Z", "+00:00"))
+    assert h["ce-id"] == "0"
+    datetime.strptime(h["ce-time"], "%Y-%m-%dT%H:%M:%SZ")
     assert connect.path_qs == f"/upstream/{hub}/connect"
     body = json.loads(connect.body)
     assert body["claims"]["sub"] == ["alice"]
@@ -136,6 +137,7 @@ def test_connect_connected_disconnected_are_delivered_as_cloudevents(
     service.close_connection(cid, reason="bye now")
     disconnected = receiver.wait_for(is_event("azure.webpubsub.sys.disconnected", cid))
     assert json.loads(disconnected.body) == {"reason": "bye now"}
+    assert [e.headers["ce-id"] for e in receiver.of_connection(cid)] == ["0", "1", "2"]
     order = [e.ce_type for e in receiver.of_connection(cid)]
     assert order == [
         "azure.webpubsub.sys.connect",
@@ -203,7 +205,7 @@ def test_user_event_response_is_relayed_before_the_ack(
     )
 
 
-def test_failed_user_event_acks_invocation_failed_or_drops_the_connection(
+def test_failed_user_event_acks_an_error_or_drops_the_connection(
     service: WebPubSubServiceClient, receiver: EventReceiver, sockets: list[websocket.WebSocket]
 ) -> None:
     receiver.responders["boom"] = lambda e: web.Response(status=500, text="handler crashed")
@@ -211,7 +213,7 @@ def test_failed_user_event_acks_invocation_failed_or_drops_the_connection(
     cid = recv(ws)["connectionId"]
     ws.send(json.dumps({"type": "event", "event": "boom", "ackId": 1, "dataType": "json", "data": {"a": 1}}))
     ack = recv(ws)
-    assert (ack["success"], ack["error"]["name"]) == (False, "InvocationFailed")
+    assert (ack["success"], ack["error"]["name"]) == (False, "InternalServerError")
     event = receiver.wait_for(is_event("azure.webpubsub.user.boom", cid))
     assert (event.headers["Content-Type"], json.loads(event.body)) == ("application/json", {"a": 1})
     ws.send(json.dumps({"type": "event", "event": "boom", "dataType": "json", "data": {"a": 2}}))
@@ -397,3 +399,67 @@ def test_sdk_client_close_fires_disconnected_at_once(
     client.close()
     receiver.wait_for(is_event("azure.webpubsub.sys.disconnected", connected.connection_id), timeout=2.0)
     assert not service.connection_exists(connected.connection_id)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "passes"),
+    [
+        (["other.example", "127.0.0.1"], True),  # one header per origin
+        (["other.example, 127.0.0.1"], True),  # a comma list in one header
+        (["127.0.0.1:8080"], True),  # web-pubsub-express allowedEndpoints: URL host, port included
+        (["other.example"], False),
+        ([], False),
+    ],
+)
+def test_abuse_protection_accepts_the_origin_in_any_listed_form(
+    webpubsub_emulator: RunningWebPubSub, hub: str, allowed: list[str], passes: bool
+) -> None:
+    rec = EventReceiver(access_key=webpubsub_emulator.access_key, allowed_origin_headers=allowed).start()
+    try:
+        handler = EventHandlerSettings(url_template=rec.url, system_events=["connect"])
+        webpubsub_emulator.configure_hub(hub, HubSettings(event_handlers=[handler]))
+        service = WebPubSubServiceClient.from_connection_string(webpubsub_emulator.connection_string, hub=hub)
+        status, _ = handshake(service.get_client_access_token(user_id="u")["url"])
+        assert status == (101 if passes else 500)
+        assert len(rec.events) == (1 if passes else 0)
+    finally:
+        rec.stop()
+
+
+def test_invoke_returns_the_handler_response_as_invoke_response(
+    service: WebPubSubServiceClient, receiver: EventReceiver, sockets: list[websocket.WebSocket]
+) -> None:
+    # WebPubSubClient.invokeEvent (@azure/web-pubsub-client 1.0.4): invoke -> user event -> invokeResponse.
+    receiver.responders["double"] = lambda e: web.json_response({"twice": json.loads(e.body) * 2})
+    receiver.responders["greet"] = lambda e: web.Response(
+        text="hi " + e.body.decode(), content_type="text/plain"
+    )
+    receiver.responders["bytes"] = lambda e: web.Response(
+        body=b"\x01\x02", content_type="application/octet-stream"
+    )
+    receiver.responders["quiet"] = lambda e: web.Response(status=204)
+    receiver.responders["fails"] = lambda e: web.Response(status=503, text="down")
+    ws = open_ws(sockets, service.get_client_access_token(user_id="caller")["url"])
+    cid = recv(ws)["connectionId"]
+
+    def invoke(event: str, **data: Any) -> dict[str, Any]:
+        frame = {"type": "invoke", "invocationId": event, "target": "event", "event": event, **data}
+        ws.send(json.dumps(frame))
+        return recv(ws)
+
+    assert invoke("double", dataType="json", data=21) == {
+        "type": "invokeResponse",
+        "invocationId": "double",
+        "success": True,
+        "dataType": "json",
+        "data": {"twice": 42},
+    }
+    assert invoke("greet", dataType="text", data="bob")["data"] == "hi bob"
+    assert invoke("bytes", dataType="binary", data="AAE=")["data"] == "AQI="
+    assert invoke("quiet") == {"type": "invokeResponse", "invocationId": "quiet", "success": True}
+    failed = invoke("fails", dataType="text", data="x")
+    assert (failed["success"], failed["error"]["name"]) == (False, "InternalServerError")
+    # The invocation reached the handler as an ordinary user event of that name.
+    event = receiver.wait_for(is_event("azure.webpubsub.user.bytes", cid))
+    assert (event.headers["Content-Type"], event.body) == ("application/octet-stream", b"\x00\x01")
+    assert service.connection_exists(cid)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from devstack.server_thread import ServerThread
 
@@ -52,10 +53,14 @@ class EventReceiver:
 
     access_key: str
     allowed_origin: str | None = None  # None: answer '*' to any origin
+    # When set: answer the handshake with these WebHook-Allowed-Origin headers (one header each), whatever
+    # the origin, as @azure/web-pubsub-express does with `allowedEndpoints`.
+    allowed_origin_headers: list[str] | None = None
     responders: dict[str, Responder] = field(default_factory=dict)
     events: list[ReceivedEvent] = field(default_factory=list)
     handshake_origins: list[str] = field(default_factory=list)
     handshake_headers: list[dict[str, str]] = field(default_factory=list)
+    handshake_paths: list[str] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _server: ServerThread | None = None
 
@@ -81,6 +86,10 @@ class EventReceiver:
         with self._cond:
             self.handshake_origins.append(origin)
             self.handshake_headers.append(dict(request.headers))
+            self.handshake_paths.append(request.path)
+        if self.allowed_origin_headers is not None:
+            headers = CIMultiDict(("WebHook-Allowed-Origin", value) for value in self.allowed_origin_headers)
+            return web.Response(status=200, headers=headers)
         if self.allowed_origin is None:
             return web.Response(status=200, headers={"WebHook-Allowed-Origin": "*"})
         if origin == self.allowed_origin:

@@ -14,6 +14,20 @@ const VENV_PYTHON = path.join(REPO_ROOT, ".venv", "bin", "python");
 export const PYTHON = process.env.PYTHON ?? (existsSync(VENV_PYTHON) ? VENV_PYTHON : "python3");
 const READY_TIMEOUT_MS = 60_000;
 
+/**
+ * HTTPS mode: the emulators serve the certificate in DEVSTACK_TLS_DIR, which this Node process trusts
+ * through NODE_EXTRA_CA_CERTS (read only at start, hence set by `make test-js`, as a user sets it).
+ */
+function tlsArgs() {
+  const dir = process.env.DEVSTACK_TLS_DIR;
+  if (!dir || !process.env.NODE_EXTRA_CA_CERTS) {
+    throw new Error(
+      "HTTPS tests need DEVSTACK_TLS_DIR and NODE_EXTRA_CA_CERTS (=<dir>/cert.pem); run them with `make test-js`",
+    );
+  }
+  return ["--https", "--cert-dir", dir];
+}
+
 const children = new Set();
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
@@ -76,8 +90,8 @@ export async function startPythonProcess(module, args, isReady, env = {}) {
  */
 export async function startWebPubSub({ https = false, recoveryWindow, allowAnonymous = [] } = {}) {
   const accessKey = randomKey();
-  const args = ["--port", "0", "--access-key", accessKey, "--log-level", "WARNING"];
-  if (https) args.push("--https");
+  const args = ["--port", "0", `--access-key=${accessKey}`, "--log-level", "WARNING"];
+  if (https) args.push(...tlsArgs());
   if (recoveryWindow !== undefined) args.push("--recovery-window", String(recoveryWindow));
   for (const hub of allowAnonymous) args.push("--allow-anonymous", hub);
   const proc = await startPythonProcess("devstack.webpubsub", args, (lines) =>
@@ -118,8 +132,8 @@ export async function startWebPubSub({ https = false, recoveryWindow, allowAnony
 export async function startNotificationHubs({ https = false, tier, hub = "notify" } = {}) {
   const fullKey = randomKey();
   const listenKey = randomKey();
-  const args = ["--port", "0", "--hub", hub, "--full-key", fullKey, "--listen-key", listenKey];
-  if (https) args.push("--https");
+  const args = ["--port", "0", "--hub", hub, `--full-key=${fullKey}`, `--listen-key=${listenKey}`];
+  if (https) args.push(...tlsArgs());
   if (tier) args.push("--tier", tier);
   const proc = await startPythonProcess("devstack.notificationhubs", args, (lines) =>
     lines.some((l) => l.startsWith("NOTIFICATION_HUBS_CONNECTION_STRING=")),
@@ -145,7 +159,67 @@ export async function startNotificationHubs({ https = false, tier, hub = "notify
       const response = await fetch(`${baseUrl}/_devstack/pushes?${query}`);
       return response.json();
     },
+    /** Pending scheduled sends (`GET /_devstack/scheduled`). */
+    scheduled: async () => (await fetch(`${baseUrl}/_devstack/scheduled`)).json(),
   };
+}
+
+/**
+ * The whole stack (Azurite, both emulators, the Functions host with function_app.py) on free ports, through
+ * `support/private_stack.py`. Returns { functionsUrl, notificationHubsUrl, ackTimeoutSeconds, call, stop };
+ * `call({cmd, ...})` runs one backend-side helper of the demo (token, registerDevice, enqueue, settle, pushes).
+ */
+export async function startPrivateStack() {
+  const script = path.join(REPO_ROOT, "tests", "js", "support", "private_stack.py");
+  const child = spawn(PYTHON, [script], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  children.add(child);
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr = (stderr + chunk).slice(-20_000);
+  });
+  const replies = [];
+  const waiting = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const next = waiting.shift();
+    if (next) next(line);
+    else replies.push(line);
+  });
+  const nextLine = (timeoutMs) =>
+    new Promise((resolve, reject) => {
+      if (replies.length) return resolve(replies.shift());
+      const timer = setTimeout(() => reject(new Error(`no answer from the private stack; stderr:\n${stderr}`)), timeoutMs);
+      waiting.push((line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+      child.once("exit", (code) => reject(new Error(`the private stack exited (${code}); stderr:\n${stderr}`)));
+    });
+  const ready = JSON.parse(await nextLine(120_000));
+  let queue = Promise.resolve();
+  const call = (command) => {
+    const result = queue.then(async () => {
+      child.stdin.write(`${JSON.stringify(command)}\n`);
+      const reply = JSON.parse(await nextLine(90_000));
+      if (!reply.ok) throw new Error(`${command.cmd} failed: ${reply.error}`);
+      return reply.result;
+    });
+    queue = result.catch(() => {});
+    return result;
+  };
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill("SIGTERM"), 30_000);
+    await exited;
+    clearTimeout(timer);
+    children.delete(child);
+  };
+  return { ...ready, call, stop };
 }
 
 /** Listen on a free 127.0.0.1 port with a node:http request listener (an express app works). */
