@@ -43,6 +43,11 @@ _ALLOWED = frozenset(
 _QUEUE_ID_NAMESPACE = uuid.UUID("6f1c7c52-53b1-4d53-9a6e-1f0c2b8e4a10")
 
 
+def notification_id_is_valid(value: str) -> bool:
+    """True for a notificationId schema v1 accepts: 1-128 letters, digits, ``.``, ``_``, ``:`` and ``-``."""
+    return 0 < len(value) <= MAX_NOTIFICATION_ID_LENGTH and _ID_PATTERN.fullmatch(value) is not None
+
+
 def notification_id_for_queue_message(queue_message_id: str) -> str:
     """The notificationId given to a message without one, derived from its queue message id."""
     return "q-" + str(uuid.uuid5(_QUEUE_ID_NAMESPACE, queue_message_id))

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+#: Version of what clients receive (the in-app envelope, ack answers); see docs/CLIENT-PROTOCOL.md.
+CLIENT_PROTOCOL_VERSION = 1
+
 
 class Delivery(StrEnum):
     """Which channel(s) a notification may use."""
@@ -31,9 +34,10 @@ class Notification:
     enqueued_at: float | None = None  # unix seconds, set by the producer; used for latency logs
 
     def envelope(self) -> dict[str, Any]:
-        """The in-app message sent over Web PubSub (and the property bag for push templates)."""
+        """The in-app message sent over Web PubSub (docs/CLIENT-PROTOCOL.md, "The in-app envelope")."""
         return {
             "kind": "notification",
+            "protocolVersion": CLIENT_PROTOCOL_VERSION,
             "notificationId": self.notification_id,
             "title": self.title,
             "body": self.body,

@@ -13,6 +13,7 @@ from typing import Any
 
 import azure.functions as func
 
+from notify.acks import ack_response, answer_ack
 from notify.blueprints.notifier import get_notifier
 from notify.notifier import Notifier
 from notify.presence import PresenceStore
@@ -51,9 +52,14 @@ def presence_disconnected(request: str) -> None:
 @bp.generic_trigger(
     arg_name="request", type="webPubSubTrigger", hub="%WebPubSubHub%", eventType="user", eventName="ack"
 )
-def notification_ack(request: str) -> dict[str, Any] | None:
-    """Record a client's ack of an in-app notification."""
-    return handle_ack(request, get_notifier())
+def notification_ack(request: str) -> dict[str, Any]:
+    """Record a client's ack of an in-app notification and answer it."""
+    try:
+        notifier = get_notifier()
+    except Exception:  # settings or clients unusable: still answer, never raise to the host
+        logger.exception("ack received but the notifier could not be built")
+        return ack_response(None, "internal", "the service is misconfigured")
+    return handle_ack(request, notifier)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%PRESENCE_SWEEP_SCHEDULE%", run_on_startup=False)
@@ -81,26 +87,12 @@ def handle_disconnected(request: str | bytes, presence: PresenceStore) -> None:
     presence.disconnected(user_id, connection_id)
 
 
-def handle_ack(request: str | bytes, notifier: Notifier) -> dict[str, Any] | None:
-    """Mark the notification named in ``data.notificationId`` acked for the connection's own user."""
-    event = _load(request)
-    context = event.get("connectionContext") or {}
-    user_id = context.get("userId") if isinstance(context, dict) else None
-    if not isinstance(user_id, str) or not user_id:
-        logger.warning("ack from a connection without a user ignored")
-        return None
-    data = event.get("data")
-    if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            data = None
-    notification_id = data.get("notificationId") if isinstance(data, dict) else None
-    if not isinstance(notification_id, str) or not notification_id or len(notification_id) > 128:
-        logger.warning("ack without a valid notificationId ignored")
-        return None
-    notifier.handle_ack(user_id, notification_id)
-    return None
+def handle_ack(request: str | bytes, notifier: Notifier) -> dict[str, Any]:
+    """Record the ack in ``data.notificationId`` for the connection's own user; answer success or an error.
+
+    Never raises (see :mod:`notify.acks`); the answer reaches the client as a server message.
+    """
+    return answer_ack(request, notifier)
 
 
 def sweep_presence(presence: PresenceStore, realtime: RealtimeSender, older_than_seconds: float) -> int:

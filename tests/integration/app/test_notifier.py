@@ -286,6 +286,7 @@ def test_online_user_gets_the_envelope_and_an_ack_prevents_the_push(stack: Stack
     [envelope] = sock.notifications_until_marker()
     assert envelope == {
         "kind": "notification",
+        "protocolVersion": 1,
         "notificationId": document["notificationId"],
         "title": "Hello",
         "body": "World",
@@ -293,7 +294,14 @@ def test_online_user_gets_the_envelope_and_an_ack_prevents_the_push(stack: Stack
         "data": {"room": "r1"},
     }
     ack = system_event("ack", "alice", sock.connection_id, {"notificationId": document["notificationId"]})
-    assert handle_ack(ack, stack.notifier) is None
+    answer = handle_ack(ack, stack.notifier)
+    assert answer["dataType"] == "json"
+    assert json.loads(answer["data"]) == {
+        "kind": "ackResult",
+        "protocolVersion": 1,
+        "notificationId": document["notificationId"],
+        "ok": True,
+    }
     process_deadline_message(take_deadline(stack), stack.notifier)
 
     assert stack.pushes_to("alice") == []
@@ -327,7 +335,9 @@ def test_an_ack_from_another_user_does_not_count(stack: Stack, connect: Any) -> 
     forged = system_event(
         "ack", "mallory", mallory.connection_id, {"notificationId": document["notificationId"]}
     )
-    handle_ack(forged, stack.notifier)
+    answer = json.loads(handle_ack(forged, stack.notifier)["data"])
+    assert answer["ok"] is False
+    assert answer["error"]["code"] == "unknown_notification"  # the same as for an id that does not exist
     process_deadline_message(take_deadline(stack), stack.notifier)
     assert len(stack.pushes_to("carol")) == 1
 
