@@ -1,0 +1,24 @@
+// The public surface of the SDK, and nothing else.
+export { createNotifyClient, NotifyClient, type NotifyClientOptions } from "./client.js";
+export { createSeenStore, flushSeenStore, type KeyValueStorage, type SeenStore, type SeenStoreOptions } from "./seen-store.js";
+export { parsePush } from "./push.js";
+export { NotifyError, type NotifyErrorDetails, type Operation } from "./errors.js";
+export { PROTOCOL_VERSION } from "./protocol.js";
+export type { BackoffOptions } from "./backoff.js";
+export type { AckTrackerOptions } from "./acks.js";
+export type { Clock } from "./clock.js";
+export type { RealtimeTransport, TransportFactory } from "./transport.js";
+export type {
+  AckOutcome,
+  ConnectionState,
+  DeviceRegistration,
+  FetchLike,
+  Notification,
+  NotificationListener,
+  NotificationSource,
+  NotifyClientEvents,
+  PushDecision,
+  PushPlatform,
+  StateChange,
+  TokenProvider,
+} from "./types.js";
