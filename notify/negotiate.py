@@ -35,6 +35,8 @@ def negotiate(service: WebPubSubServiceClient, user_id: str, minutes: int) -> di
         "url": access["url"],
         "baseUrl": access["baseUrl"],
         "expiresAt": expires_at.isoformat().replace("+00:00", "Z"),
+        # Relative as well, so a client whose clock is off still renews in time.
+        "expiresInSeconds": minutes * 60,
         "userId": user_id,
     }
     if access.get("token"):

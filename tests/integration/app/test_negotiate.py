@@ -96,7 +96,7 @@ def test_negotiated_url_connects_the_official_client_as_the_user(
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body: dict[str, Any] = json.loads(response.get_body())
-    assert set(body) == {"url", "baseUrl", "token", "expiresAt", "userId"}
+    assert set(body) == {"url", "baseUrl", "token", "expiresAt", "expiresInSeconds", "userId"}
     assert body["userId"] == user_id
     assert body["url"] == f"{body['baseUrl']}?access_token={body['token']}"
     assert body["baseUrl"].endswith(f"/client/hubs/{settings.webpubsub.hub}")
@@ -109,6 +109,7 @@ def test_negotiated_url_connects_the_official_client_as_the_user(
     assert claims["sub"] == user_id
     assert "role" not in claims and "webpubsub.group" not in claims
     assert expires_at.timestamp() <= claims["exp"]
+    assert body["expiresInSeconds"] == TOKEN_MINUTES * 60
 
     before = set(threading.enumerate())
     client = sdk_client(body["url"])
