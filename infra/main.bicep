@@ -164,6 +164,9 @@ param authUserClaim string = 'sub'
 @description('Trust App Service Authentication (Easy Auth) headers. Only if Easy Auth is configured on the app.')
 param authAppServiceEnabled bool = false
 
+@description('Web origins allowed to call the HTTP API from a browser (CORS), comma-separated without spaces, e.g. https://app.example.com. Empty (the default): no cross-origin calls.')
+param corsAllowedOrigins string = ''
+
 @description('Attempts of a retried call (429, 5xx, timeouts).')
 @minValue(1)
 @maxValue(10)
@@ -332,6 +335,7 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     appSettings: appSettings
     scmBasicAuthEnabled: scmBasicAuthEnabled
+    corsAllowedOrigins: empty(corsAllowedOrigins) ? [] : split(corsAllowedOrigins, ',')
   }
   // The identity's roles first, so the host's first start can reach storage and Key Vault.
   dependsOn: [

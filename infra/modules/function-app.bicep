@@ -53,6 +53,9 @@ param appSettings object
 @description('Allow basic-auth (publishing profile) deployments to the scm site. Off: deployments authenticate with Entra ID.')
 param scmBasicAuthEnabled bool = false
 
+@description('Web origins allowed to call the HTTP API from a browser (CORS). Empty: none.')
+param corsAllowedOrigins array = []
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -88,6 +91,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {
