@@ -2,6 +2,9 @@
 
 ``python -m devstack demo``: run the end-to-end demo scenario (``devstack.demo``) against a running
 ``make dev``, or against a private stack it starts and stops itself.
+
+``python -m devstack token --user alice``: print a development token for the local stack (stdout: the token
+alone, so ``TOKEN=$(python -m devstack token --user alice)`` works; stderr: how to use it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-host", action="store_true", help="start only the storage and service emulators")
     up.add_argument("--in-memory", action="store_true", help="keep Azurite's data in memory only")
     up.add_argument("--log-level", default="WARNING")
+    up.add_argument(
+        "--cors",
+        default=None,
+        help="comma-separated browser origins the app answers CORS for ('' for none; default: "
+        "local.settings.json Host.CORS, else any port of localhost, 127.0.0.1 and [::1])",
+    )
+    token = commands.add_parser("token", help="print a development token for a user of the local stack")
+    token.add_argument("--user", required=True, help="the user id (the token's sub claim)")
+    token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60; negative: expired)")
     demo = commands.add_parser("demo", help="run the demo scenario and check every step")
     where = demo.add_mutually_exclusive_group()
     where.add_argument(
@@ -36,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "token":
+        return _token(args.user, args.minutes)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     try:
-        stack = start_stack(with_host=not args.no_host and app_exists(), persist=not args.in_memory)
+        stack = start_stack(
+            with_host=not args.no_host and app_exists(), persist=not args.in_memory, cors=args.cors
+        )
     except (StackAlreadyRunning, AzuriteNotInstalled) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
@@ -55,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             print("  .venv/bin/python -m notify send --user alice --title Hello --body 'First notification'",
                   flush=True)
             print("Watch the whole flow, checked step by step:  make demo", flush=True)
+            if stack.browser_demo is not None:
+                print(f"Try it in a browser:  {stack.browser_demo.url}", flush=True)
+            print("A development token for your own client:  .venv/bin/python -m devstack token --user alice",
+                  flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         shown = 0
         while not stop.wait(0.5):
@@ -70,6 +90,38 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
         print("devstack stopped.", flush=True)
+    return 0
+
+
+def _token(user_id: str, minutes: int) -> int:
+    from devstack.demo import app_settings
+    from devstack.stack import FUNCTIONS_PORT, HOST, default_settings_file
+    from shared.auth import make_dev_token
+
+    settings = app_settings({})
+    secret = settings.get("AUTH_DEV_SECRET")
+    if not secret:
+        print(f"devstack: AUTH_DEV_SECRET is not set in {default_settings_file()}", file=sys.stderr)
+        return 1
+    if not user_id.strip():
+        print("devstack: --user must not be empty", file=sys.stderr)
+        return 1
+    token = make_dev_token(
+        secret,
+        user_id,
+        issuer=settings.get("AUTH_DEV_ISSUER") or "notify-dev",
+        audience=settings.get("AUTH_DEV_AUDIENCE") or "notify",
+        minutes=minutes,
+    )
+    print(token, flush=True)
+    url = f"http://{HOST}:{FUNCTIONS_PORT}/api/negotiate"
+    print(
+        f"# a development token for user {user_id!r}, valid {minutes} minutes (AUTH_DEV_SECRET of "
+        f"{default_settings_file().name}); try it against make dev:\n"
+        f"curl -X POST -H 'Authorization: Bearer {token}' {url}",
+        file=sys.stderr,
+        flush=True,
+    )
     return 0
 
 

@@ -39,6 +39,7 @@ from devstack.functions_host.settings_loader import load_local_settings
 from devstack.net import port_is_open
 from devstack.stack import (
     AZURITE_PORTS,
+    BROWSER_DEMO_PORT,
     FUNCTIONS_PORT,
     HOST,
     NOTIFICATION_HUBS_PORT,
@@ -52,7 +53,7 @@ from shared.auth import make_dev_token
 from shared.user_keys import user_key
 
 #: Ports that must all answer for ``make dev`` to count as running.
-DEV_STACK_PORTS = (FUNCTIONS_PORT, WEBPUBSUB_PORT, NOTIFICATION_HUBS_PORT, *AZURITE_PORTS)
+DEV_STACK_PORTS = (FUNCTIONS_PORT, WEBPUBSUB_PORT, NOTIFICATION_HUBS_PORT, *AZURITE_PORTS, BROWSER_DEMO_PORT)
 #: The ack timeout of the private stack the demo starts when ``make dev`` is not running.
 PRIVATE_ACK_TIMEOUT = "2"
 #: Slack on top of the ack timeout for queue polling (host.json maxPollingInterval is 2 s) and the push.

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,14 @@ AZURITE_PORTS = (10000, 10001, 10002)
 WEBPUBSUB_PORT = 8080
 NOTIFICATION_HUBS_PORT = 8081
 FUNCTIONS_PORT = 7071
+BROWSER_DEMO_PORT = 8082
 HUB = "notify"
 WEBPUBSUB_DEV_KEY = "devstack-webpubsub-access-key-not-secret-0000000000"
 NOTIFICATION_HUBS_DEV_KEY = "devstack-notificationhubs-full-key-not-secret-00000"
 NOTIFICATION_HUBS_DEV_LISTEN_KEY = "devstack-notificationhubs-listen-key-not-secret-000"
+#: The browser origins the local host answers CORS for unless local.settings.json says ``Host.CORS``:
+#: any port of the loopback hosts, so a web app served by a dev server (Vite, the browser demo) can call it.
+DEV_CORS = "http://localhost:*,http://127.0.0.1:*,http://[::1]:*"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class StackPorts:
     webpubsub: int = WEBPUBSUB_PORT
     notification_hubs: int = NOTIFICATION_HUBS_PORT
     functions: int = FUNCTIONS_PORT
+    browser_demo: int = BROWSER_DEMO_PORT
 
     @classmethod
     def free(cls) -> StackPorts:
@@ -51,7 +56,7 @@ class StackPorts:
 
         taken: set[int] = set()
         ports: list[int] = []
-        while len(ports) < 6:
+        while len(ports) < len(fields(cls)):
             port = free_port(HOST)
             if port not in taken:
                 taken.add(port)
@@ -59,8 +64,11 @@ class StackPorts:
         return cls(*ports)
 
     def all(self) -> list[int]:
-        """Every port, in start order."""
-        return [self.blob, self.queue, self.table, self.webpubsub, self.notification_hubs, self.functions]
+        """Every port, in start order (the last two only with the host)."""
+        return [
+            self.blob, self.queue, self.table, self.webpubsub, self.notification_hubs, self.functions,
+            self.browser_demo,
+        ]
 
 
 DEV_PORTS = StackPorts()
@@ -79,6 +87,7 @@ class RunningStack:
     notification_hubs: Any
     functions_host: Any = None
     ports: StackPorts = DEV_PORTS
+    browser_demo: Any = None
     _stopped: bool = field(default=False, repr=False)
 
     def environment(self) -> dict[str, str]:
@@ -105,6 +114,8 @@ class RunningStack:
         ]
         if self.functions_host is not None:
             lines.append(f"functions host     {self.functions_host.url} (API under /api/)")
+        if self.browser_demo is not None:
+            lines.append(f"browser demo       {self.browser_demo.url} (the client SDK in a web page)")
         return lines
 
     def stop(self) -> None:
@@ -112,7 +123,8 @@ class RunningStack:
         if self._stopped:
             return
         self._stopped = True
-        for part in (self.functions_host, self.notification_hubs, self.webpubsub, self.azurite):
+        parts = (self.browser_demo, self.functions_host, self.notification_hubs, self.webpubsub, self.azurite)
+        for part in parts:
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.stop()
@@ -120,7 +132,7 @@ class RunningStack:
 
 def check_ports_free(with_host: bool, ports: StackPorts = DEV_PORTS) -> None:
     """Raise StackAlreadyRunning naming the first busy port."""
-    wanted = ports.all() if with_host else ports.all()[:-1]
+    wanted = ports.all() if with_host else ports.all()[:-2]
     for port in wanted:
         if port_is_open(HOST, port):
             raise StackAlreadyRunning(
@@ -134,6 +146,7 @@ def start_stack(
     ports: StackPorts = DEV_PORTS,
     app_env: Mapping[str, str] | None = None,
     settings_file: Path | None = None,
+    cors: str | None = None,
 ) -> RunningStack:
     """Start Azurite, the emulators and (``with_host``) the Functions host.
 
@@ -141,6 +154,7 @@ def start_stack(
     stack. ``app_env`` adds app settings for the host (they win over the settings file, as with
     ``func start``); ``settings_file`` defaults to ``local.settings.json`` when it exists, else the example.
     ``persist`` keeps Azurite's data in ``.devstack/azurite`` (only sensible on the dev ports).
+    ``cors``: the host's allowed origins (default: the settings file's ``Host.CORS``, else :data:`DEV_CORS`).
     """
     from devstack.notificationhubs import start_notification_hubs_emulator
     from devstack.webpubsub import EventHandlerSettings, HubSettings, start_webpubsub_emulator
@@ -168,11 +182,20 @@ def start_stack(
             listen_key=NOTIFICATION_HUBS_DEV_LISTEN_KEY,
         )
         if with_host:
-            stack.functions_host = start_host(stack, app_env, settings_file)
+            stack.functions_host = start_host(stack, app_env, settings_file, cors=cors)
+            stack.browser_demo = start_demo_page(stack, app_env)
     except BaseException:
         stack.stop()
         raise
     return stack
+
+
+def start_demo_page(stack: RunningStack, app_env: Mapping[str, str] | None = None) -> Any:
+    """Serve the browser demo (``devstack.browser_demo``) for ``stack`` on its port."""
+    from devstack.browser_demo import start_browser_demo
+    from devstack.demo import target_for_stack
+
+    return start_browser_demo(target_for_stack(stack, app_env), HOST, stack.ports.browser_demo)
 
 
 def default_settings_file() -> Path:
@@ -186,23 +209,31 @@ def start_host(
     app_env: Mapping[str, str] | None = None,
     settings_file: Path | None = None,
     port: int | None = None,
+    cors: str | None = None,
 ) -> Any:
     """Start (or restart) the Functions host process for ``stack``; returns the FunctionsHostProcess.
 
     ``port`` defaults to the stack's Functions port; another one puts something else in front of the host
-    (the benchmark's counting proxy, which Web PubSub's event handler then reaches).
+    (the benchmark's counting proxy, which Web PubSub's event handler then reaches). ``cors``: the host's
+    allowed origins (default: the settings file's ``Host.CORS``, else :data:`DEV_CORS`).
     """
     from devstack.functions_host.process import start_functions_host_process
-    from devstack.functions_host.settings_loader import load_local_settings
+    from devstack.functions_host.settings_loader import load_local_host_section, load_local_settings
 
     settings = settings_file or default_settings_file()
+    if cors is None and load_local_host_section(settings).get("CORS") is None:
+        cors = DEV_CORS
     from_file = load_local_settings(settings)
     # Pass only what the settings file does not already say (unless this shell says otherwise), so the
     # host does not log "Skipping ..." for values that are the same anyway (on the dev ports they agree).
     wanted = {**stack.environment(), **(app_env or {})}
     env = {k: v for k, v in wanted.items() if from_file.get(k) != v or os.environ.get(k) not in (None, "", v)}
     return start_functions_host_process(
-        REPO_ROOT, port=stack.ports.functions if port is None else port, env=env, settings_file=settings
+        REPO_ROOT,
+        port=stack.ports.functions if port is None else port,
+        env=env,
+        settings_file=settings,
+        cors=cors,
     )
 
 
@@ -213,9 +244,10 @@ def running_stack(
     ports: StackPorts = DEV_PORTS,
     app_env: Mapping[str, str] | None = None,
     settings_file: Path | None = None,
+    cors: str | None = None,
 ) -> Iterator[RunningStack]:
     """Context manager around :func:`start_stack` that always stops what it started."""
-    stack = start_stack(with_host, persist, ports, app_env, settings_file)
+    stack = start_stack(with_host, persist, ports, app_env, settings_file, cors)
     try:
         yield stack
     finally:

@@ -1,7 +1,8 @@
 """CORS like ``func start``: ``Host.CORS``/``Host.CORSCredentials`` in local.settings.json, or ``--cors``.
 
 Any method and header are allowed for the listed origins (``*`` = any); no CORS headers at all when no origin
-is configured, as with Core Tools.
+is configured, as with Core Tools. Beyond Core Tools, an origin may end in ``:*`` for any port of that
+scheme and host (``http://localhost:*``), which is what ``make dev`` allows by default.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ class CorsSettings:
 
     def allows(self, origin: str) -> bool:
         """True when ``origin`` may call the host."""
-        return "*" in self.origins or origin.rstrip("/") in self.origins
+        origin = origin.rstrip("/")
+        return "*" in self.origins or any(_matches(allowed, origin) for allowed in self.origins)
+
+
+def _matches(allowed: str, origin: str) -> bool:
+    if not allowed.endswith(":*"):
+        return origin == allowed
+    base = allowed[:-2]
+    if origin == base:  # the scheme's default port
+        return True
+    return origin.startswith(base + ":") and origin[len(base) + 1 :].isdigit()
 
 
 def cors_middleware(settings: CorsSettings) -> Middleware:

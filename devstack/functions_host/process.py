@@ -64,11 +64,13 @@ def start_functions_host_process(
     settings_file: str | Path | None = None,
     drain_timeout: float | None = None,
     startup_timeout: float = 60.0,
+    cors: str | None = None,
 ) -> FunctionsHostProcess:
     """Start the host in a child process and wait for its ready line; raise RuntimeError if it does not start.
 
     ``port=0`` binds a free port (see ``.url``/``.port``); ``None`` uses ``Host.LocalHttpPort`` or 7071.
     ``env`` is added to this process's environment (it wins over local.settings.json, as with ``func start``).
+    ``cors`` (comma-separated origins) overrides the settings file's ``Host.CORS``.
     """
     command = [sys.executable, "-m", "devstack.functions_host", "--app-dir", str(app_dir)]
     if port is not None:
@@ -77,6 +79,8 @@ def start_functions_host_process(
         command += ["--settings", str(settings_file)]
     if drain_timeout is not None:
         command += ["--drain-timeout", str(drain_timeout)]
+    if cors is not None:
+        command += ["--cors", cors]
     python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     process = subprocess.Popen(
         command,
