@@ -14,7 +14,8 @@ origins). This server adds only what a real backend or device would do for it, d
   ``python -m devstack token`` prints);
 * ``POST /send`` ``{"userId", "title", "body", "delivery"?, "type"?, "notificationId"?}``: enqueue with the
   producer (``notify.client.NotificationClient``), as a backend does;
-* ``GET /pushes?userId=``: the pushes the emulator delivered to that user's devices (tag ``user:<key>``);
+* ``GET /pushes?userId=``: the pushes the emulator delivered to that user's devices (tag ``user:<key>``),
+  each with the app's ``notificationId`` read from its payload;
 * ``GET /delivery?userId=&notificationId=``: the notification's delivery record (status, per-channel times)
   and how many ack deadlines are queued, for the page and for tests that wait for a state;
 * ``GET /config.json``: where the API is.
@@ -32,7 +33,7 @@ from typing import Any
 import requests
 from aiohttp import web
 
-from devstack.demo import DemoTarget, delivery_row, queue_length
+from devstack.demo import DemoTarget, delivery_row, pushed_notification_id, queue_length
 from devstack.server_thread import ServerThread
 from notify.client import NotificationClient
 from shared.errors import NotifyError
@@ -167,9 +168,15 @@ class BrowserDemo:
             found: list[dict[str, Any]] = response.json()
             return found
 
-        keep = ("id", "notificationId", "installationId", "platform", "time", "outcome", "reason", "payload")
+        keep = ("id", "installationId", "platform", "time", "outcome", "reason", "payload")
         pushes = await asyncio.to_thread(fetch)
-        return web.json_response([{key: push.get(key) for key in keep} for push in pushes])
+        return web.json_response(
+            [
+                # The sink's own notificationId is Notification Hubs'; the app's is inside the payload.
+                {**{key: push.get(key) for key in keep}, "notificationId": pushed_notification_id(push)}
+                for push in pushes
+            ]
+        )
 
     async def delivery(self, request: web.Request) -> web.Response:
         """The delivery record of one notification (404 until the notifier accepted it)."""

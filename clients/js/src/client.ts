@@ -65,6 +65,9 @@ export function createNotifyClient(options: NotifyClientOptions): NotifyClient {
 
 type Phase = "idle" | "connecting" | "waiting" | "connected" | "stopping" | "stopped";
 
+/** How long stop() waits for the connection to close. */
+const STOP_TIMEOUT_MS = 5000;
+
 /**
  * One user's notifications on one device: the in-app connection (negotiate, connect, renew, reconnect),
  * pushes handed in by the app, each notification delivered to the listeners once, and acks.
@@ -175,7 +178,10 @@ export class NotifyClient {
     await this.attemptInFlight;
     if (this.transportOpen) {
       this.transport?.stop(); // a connection that opened while stopping
-      await Promise.race([closed, new Promise((resolve) => this.clock.setTimeout(() => resolve(undefined), 5000))]);
+      let timer: unknown;
+      const timeout = new Promise<void>((resolve) => (timer = this.clock.setTimeout(resolve, STOP_TIMEOUT_MS)));
+      await Promise.race([closed, timeout]);
+      this.clock.clearTimeout(timer);
     }
     this.stoppedWaiter = undefined;
     this.phase = "stopped";
