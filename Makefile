@@ -6,8 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+CLIENT_JS := clients/js
+CLIENT_JS_STAMP := $(CLIENT_JS)/node_modules/.installed
 
-.PHONY: dev demo test test-js lint typecheck unit deps clean help bench bench-requests
+.PHONY: dev demo test test-js client-js test-client-js chromium lint typecheck unit deps clean help bench bench-requests
 
 help:
 	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
@@ -35,7 +37,7 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-test: deps lint typecheck test-js
+test: deps lint typecheck test-js test-client-js chromium
 	$(PY) -m pytest -q
 
 # The JavaScript conformance suite (tests/js/README.md): Microsoft's npm SDKs against the emulators and the
@@ -47,7 +49,29 @@ test-js: deps
 	DEVSTACK_TLS_DIR=$(TEST_TLS_DIR) NODE_EXTRA_CA_CERTS=$(TEST_TLS_DIR)/cert.pem \
 		node --test --test-force-exit --test-concurrency=8 tests/js/
 
-dev: deps
+# The TypeScript client SDK (clients/js/README.md): its own package.json and lockfile. `client-js` builds the
+# library, its tests and the browser bundle the demo page loads; its integration and browser tests run in
+# pytest (tests/e2e/test_client_protocol.py) against a private stack.
+$(CLIENT_JS_STAMP): $(CLIENT_JS)/package.json $(CLIENT_JS)/package-lock.json
+	cd $(CLIENT_JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+client-js: $(CLIENT_JS_STAMP)
+	cd $(CLIENT_JS) && npm run --silent build
+
+test-client-js: client-js
+	cd $(CLIENT_JS) && npm test --silent && echo "clients/js: unit tests passed"
+
+# Debian's Chromium for the browser demo test (driven by playwright-core; no browser download), installed
+# once when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "chromium is missing: install it as root with 'apt-get install chromium'" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+dev: deps client-js
 	@test -f local.settings.json || { cp local.settings.json.example local.settings.json 2>/dev/null && echo "wrote local.settings.json from the example"; } || true
 	$(PY) -m devstack up
 
@@ -61,4 +85,4 @@ bench-requests: deps
 	$(PY) -m bench --requests
 
 clean:
-	rm -rf $(VENV) node_modules .devstack .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules $(CLIENT_JS)/node_modules $(CLIENT_JS)/dist .devstack .mypy_cache .ruff_cache .pytest_cache

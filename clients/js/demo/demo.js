@@ -75,7 +75,8 @@ async function pollPushes() {
     const item = document.createElement("li");
     item.dataset.id = push.notificationId ?? "";
     item.dataset.display = String(decision.display);
-    const what = decision.display ? badge("displayed") : badge(`not displayed: ${decision.reason}`, "error");
+    const why = { duplicate: "already shown", not_a_notification: "not a notification" }[decision.reason] ?? decision.reason;
+    const what = decision.display ? badge("displayed as a push", "displayed") : badge(`not displayed: ${why}`, "dropped");
     const meta = document.createElement("div");
     meta.className = "meta";
     meta.textContent = `${push.platform} → ${push.installationId} · ${push.outcome} · ${push.notificationId}`;
