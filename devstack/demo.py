@@ -155,6 +155,7 @@ class InAppClient:
         self._target = target
         self._user_id = user_id
         self.envelopes: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.ack_answers: queue.Queue[dict[str, Any]] = queue.Queue()  # ackResult messages
         self.connection_id: str | None = None
         self._connected = threading.Event()
         # Short timeouts: webpubsubclient 1.1.0 can miss a fast reply and then sits out the whole timeout.
@@ -167,6 +168,11 @@ class InAppClient:
         )
         self._client.subscribe(CallbackType.CONNECTED, self._on_connected)
         self._client.subscribe(CallbackType.SERVER_MESSAGE, self._on_message)
+
+    @property
+    def user_id(self) -> str:
+        """The user this device is signed in as."""
+        return self._user_id
 
     def _negotiate(self) -> str:
         response = requests.post(
@@ -186,6 +192,8 @@ class InAppClient:
         data = event.data
         if isinstance(data, dict) and data.get("kind") == "notification":
             self.envelopes.put(data)
+        elif isinstance(data, dict) and data.get("kind") == "ackResult":
+            self.ack_answers.put(data)
 
     def open(self) -> str:
         """Negotiate and connect; return the connection id."""
@@ -197,26 +205,47 @@ class InAppClient:
 
     def wait_for(self, notification_id: str, timeout: float) -> dict[str, Any]:
         """The envelope of ``notification_id`` once it arrives in-app; StepFailed after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise StepFailed(f"notification {notification_id} did not arrive in-app in {timeout:.0f} s")
-            try:
-                envelope = self.envelopes.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if envelope.get("notificationId") == notification_id:
-                return envelope
+        return _next_from(
+            self.envelopes,
+            lambda envelope: envelope.get("notificationId") == notification_id,
+            timeout,
+            f"notification {notification_id} did not arrive in-app",
+        )
+
+    def wait_for_ack_answer(self, timeout: float = 15) -> dict[str, Any]:
+        """The next ``ackResult`` the service sent this connection; StepFailed after ``timeout``."""
+        return _next_from(self.ack_answers, lambda _: True, timeout, "no answer to the ack")
+
+    def send_ack_event(self, data: Any, data_type: WebPubSubDataType = WebPubSubDataType.JSON) -> None:
+        """Send the ``ack`` user event with any data (tests send malformed ones)."""
+        sender: Any = self._client.send_event  # one overload per data type; the data is the caller's choice
+        sender("ack", data, data_type, ack=False)
 
     def ack(self, notification_id: str) -> None:
         """Send the ``ack`` user event the app expects: ``{"notificationId": ...}`` as JSON."""
-        # ack=False: the event is still sent reliably; whether it counted is read from the delivery row.
-        self._client.send_event("ack", {"notificationId": notification_id}, WebPubSubDataType.JSON, ack=False)
+        # ack=False: no Web PubSub-level ack; the app's own answer (ackResult) says whether it counted.
+        self.send_ack_event({"notificationId": notification_id})
 
     def close(self) -> None:
         """Close the connection (the SDK's reader thread may linger a few seconds: see join_sdk_threads)."""
         self._client.close()
+
+
+def _next_from(
+    source: queue.Queue[dict[str, Any]], wanted: Callable[[dict[str, Any]], bool], timeout: float, what: str
+) -> dict[str, Any]:
+    """The next item of ``source`` that is ``wanted`` (others are dropped); StepFailed after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StepFailed(f"{what} in {timeout:.0f} s")
+        try:
+            item = source.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if wanted(item):
+            return item
 
 
 def join_sdk_threads(before: set[threading.Thread], timeout: float = 15.0) -> list[str]:
@@ -391,7 +420,11 @@ def in_app_delivery(run: DemoRun) -> str:
 def ack_prevents_push(run: DemoRun) -> str:
     """The client acks the in-app notification; after the ack deadline passes no push is sent."""
     notification_id = run.notification_ids["in_app"]
-    run.connected_client().ack(notification_id)
+    client = run.connected_client()
+    client.ack(notification_id)
+    answer = client.wait_for_ack_answer()
+    if answer.get("ok") is not True or answer.get("notificationId") != notification_id:
+        raise StepFailed(f"the ack was answered {answer}")
     row = wait_until(
         lambda: _row_if(run, notification_id, lambda r: bool(r.get("ackedAt") and r.get("realtimeSentAt"))),
         15,
@@ -411,7 +444,7 @@ def ack_prevents_push(run: DemoRun) -> str:
     row = delivery_row(run.target, run.user_id, notification_id) or row
     if pushes or row.get("status") != "acked":
         raise StepFailed(f"{len(pushes)} push(es), status {row.get('status')}; expected none and acked")
-    return f"status acked, 0 pushes after the {timeout:g} s deadline"
+    return f"ack answered ok, status acked, 0 pushes after the {timeout:g} s deadline"
 
 
 def unacked_falls_back_to_push(run: DemoRun) -> str:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +20,9 @@ from typing import Any
 
 import pytest
 import requests
-from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
-from azure.messaging.webpubsubclient.models import CallbackType, WebPubSubDataType
+from azure.messaging.webpubsubclient.models import WebPubSubDataType
 
-from devstack.demo import DemoTarget, enqueue_with_cli, wait_until
+from devstack.demo import DemoTarget, InAppClient, enqueue_with_cli, wait_until
 from devstack.stack import HUB, REPO_ROOT, WEBPUBSUB_DEV_KEY, RunningStack
 from tests.openapi_spec import response_problems
 
@@ -37,57 +34,11 @@ CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/c
 NODE_TIMEOUT = 300
 
 
-class AckingClient:
-    """The official Python Web PubSub client on a negotiated URL, collecting every server message."""
-
-    def __init__(self, target: DemoTarget, user_id: str) -> None:
-        self.messages: queue.Queue[Any] = queue.Queue()
-        self.user_id = user_id
-
-        def negotiate() -> str:
-            response = requests.post(
-                f"{target.functions_url}/api/negotiate",
-                headers={"Authorization": "Bearer " + target.token(user_id)},
-                timeout=10,
-            )
-            response.raise_for_status()
-            return str(response.json()["url"])
-
-        self.client = WebPubSubClient(
-            credential=WebPubSubClientCredential(negotiate),
-            reconnect_retry_total=0,
-            message_retry_total=0,
-            ack_timeout=3.0,
-            start_timeout=5.0,
-        )
-        self.client.subscribe(CallbackType.SERVER_MESSAGE, lambda e: self.messages.put(e.data))
-        self.client.open()
-
-    def send_ack(self, data: Any, data_type: WebPubSubDataType = WebPubSubDataType.JSON) -> None:
-        self.client.send_event("ack", data, data_type, ack=False)
-
-    def next_message(self, kind: str, timeout: float = 15) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {kind} message within {timeout:.0f} s")
-            try:
-                data = self.messages.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if isinstance(data, str):
-                data = json.loads(data)
-            if isinstance(data, dict) and data.get("kind") == kind:
-                return data
-
-    def close(self) -> None:
-        self.client.close()
-
-
 @pytest.fixture
-def acking_client(e2e_target: DemoTarget) -> Iterator[AckingClient]:
-    client = AckingClient(e2e_target, "acker-" + uuid.uuid4().hex[:10])
+def acking_client(e2e_target: DemoTarget) -> Iterator[InAppClient]:
+    """The official Python Web PubSub client on a URL from /api/negotiate (devstack.demo's device)."""
+    client = InAppClient(e2e_target, "acker-" + uuid.uuid4().hex[:10])
+    client.open()
     yield client
     client.close()
 
@@ -102,20 +53,19 @@ def acking_client(e2e_target: DemoTarget) -> Iterator[AckingClient]:
     ],
 )
 def test_a_bad_ack_gets_an_error_answer_and_keeps_the_connection(
-    acking_client: AckingClient, e2e_target: DemoTarget, data: Any, data_type: WebPubSubDataType, code: str
+    acking_client: InAppClient, e2e_target: DemoTarget, data: Any, data_type: WebPubSubDataType, code: str
 ) -> None:
-    acking_client.send_ack(data, data_type)
-    answer = acking_client.next_message("ackResult")
+    acking_client.send_ack_event(data, data_type)
+    answer = acking_client.wait_for_ack_answer()
     assert answer["ok"] is False
     assert answer["protocolVersion"] == 1
     assert answer["error"]["code"] == code
     assert answer["error"]["retryable"] is False
     # The connection is still there: a notification arrives on it and its ack is answered ok.
     notification_id = enqueue_with_cli(e2e_target, acking_client.user_id, "After a bad ack")
-    envelope = acking_client.next_message("notification")
-    assert envelope["notificationId"] == notification_id
-    acking_client.send_ack({"notificationId": notification_id})
-    assert acking_client.next_message("ackResult") == {
+    acking_client.wait_for(notification_id, 15)
+    acking_client.ack(notification_id)
+    assert acking_client.wait_for_ack_answer() == {
         "kind": "ackResult",
         "protocolVersion": 1,
         "notificationId": notification_id,
@@ -124,14 +74,15 @@ def test_a_bad_ack_gets_an_error_answer_and_keeps_the_connection(
 
 
 def test_acking_another_users_notification_answers_unknown_notification(
-    e2e_target: DemoTarget, acking_client: AckingClient
+    e2e_target: DemoTarget, acking_client: InAppClient
 ) -> None:
-    victim = AckingClient(e2e_target, "victim-" + uuid.uuid4().hex[:10])
+    victim = InAppClient(e2e_target, "victim-" + uuid.uuid4().hex[:10])
+    victim.open()
     try:
         notification_id = enqueue_with_cli(e2e_target, victim.user_id, "Not yours")
-        victim.next_message("notification")
-        acking_client.send_ack({"notificationId": notification_id})
-        answer = acking_client.next_message("ackResult")
+        victim.wait_for(notification_id, 15)
+        acking_client.ack(notification_id)
+        answer = acking_client.wait_for_ack_answer()
         assert answer["notificationId"] == notification_id
         assert answer["error"]["code"] == "unknown_notification"
     finally:
