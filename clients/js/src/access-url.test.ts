@@ -84,3 +84,15 @@ test("a negotiate answer of the wrong shape is an invalid_response error", () =>
     assert.throws(() => parseNegotiateResponse(body), { code: "invalid_response", operation: "negotiate" });
   }
 });
+
+test("when negotiate fails after the renewal point, the URL is used until it really expires", async () => {
+  const clock = new FakeClock();
+  let down = false;
+  const { urls } = provider(clock, () => (down ? { status: 503, body: { error: { code: "upstream_unavailable", message: "down" } } } : negotiateAnswer(clock)));
+  const first = await urls.url();
+  down = true;
+  await clock.advance(HOUR - MAX_RENEWAL_MARGIN_MS);
+  assert.equal(await urls.url(), first, "still valid: used");
+  await clock.advance(MAX_RENEWAL_MARGIN_MS);
+  await assert.rejects(urls.url(), { code: "upstream_unavailable" });
+});

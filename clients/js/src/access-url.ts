@@ -40,11 +40,19 @@ export class AccessUrlProvider {
     private readonly clock: Clock,
   ) {}
 
-  /** A URL that is not due for renewal: the cached one, or a new one from negotiate. */
+  /**
+   * A URL that is not due for renewal: the cached one, or a new one from negotiate. When negotiating fails
+   * while the cached URL has not expired yet, the cached one is still good for a connection.
+   */
   async url(): Promise<string> {
     const cached = this.cached;
     if (cached !== undefined && this.clock.now() < cached.renewAt) return cached.url;
-    return (await this.negotiate()).url;
+    try {
+      return (await this.negotiate()).url;
+    } catch (error) {
+      if (cached !== undefined && this.cached === cached && this.clock.now() < cached.expiresAt) return cached.url;
+      throw error;
+    }
   }
 
   /** Negotiate again now when the cached URL is due for renewal; true when it did. */
