@@ -31,6 +31,8 @@ from typing import Any, Protocol
 from notify.message import MAX_NOTIFICATION_ID_LENGTH, notification_id_is_valid
 from notify.model import CLIENT_PROTOCOL_VERSION
 from shared.errors import TransientError
+from shared.json_input import JsonInputError, parse_json
+from shared.user_keys import user_id_problem
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +81,8 @@ def parse_ack(request: str | bytes) -> tuple[str, str]:
     notification_id = data.get("notificationId") if isinstance(data, dict) else None
     valid = isinstance(notification_id, str) and notification_id_is_valid(notification_id)
     named = notification_id if valid else None
-    if not isinstance(user_id, str) or not user_id:
-        raise AckRejected("unauthenticated", "the connection has no user id", named)
+    if not isinstance(user_id, str) or user_id_problem(user_id) is not None:
+        raise AckRejected("unauthenticated", "the connection has no usable user id", named)
     if not isinstance(data, dict):
         raise AckRejected("malformed", 'the ack must be a JSON object {"notificationId": "<id>"}')
     if named is None:
@@ -129,6 +131,6 @@ def ack_response(
 
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        raise AckRejected("malformed", f"{what} is not valid JSON") from None
+        return parse_json(text)  # nesting bounded (shared.json_input)
+    except JsonInputError as exc:
+        raise AckRejected("malformed", f"{what} {exc}") from None

@@ -1,7 +1,11 @@
 """Parse and validate a notifications-queue message (schema v1, ``notify/notification.schema.json``).
 
 The runtime does not ship ``jsonschema``, so the rules are checked by hand here; a unit test keeps this
-parser and the schema file in agreement.
+parser and the schema file in agreement. Beyond what the schema can say, a message is also refused (and goes
+to the poison queue at once) when its JSON nests deeper than :data:`shared.json_input.MAX_DEPTH` levels,
+when a string holds a lone surrogate (``"\\ud800"``: nothing can store it), and when it may be pushed
+(``delivery`` other than ``realtime``) but its push payload would exceed the 4 KB APNs/FCM limit
+(:func:`notify.push_templates.check_payload_size`): better refused at enqueue than failed at push time.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import uuid
 from typing import Any
 
 from notify.model import Delivery, Notification
+from notify.push_templates import check_payload_size, template_properties
 from shared.errors import InvalidMessageError
+from shared.json_input import JsonInputError, parse_json, unstorable
+from shared.user_keys import MAX_USER_ID_LENGTH, user_id_problem
 
 #: Largest accepted message body in bytes. Storage queue messages are limited to 64 KiB *after* the
 #: base64 encoding the Functions host expects (4/3 growth), so 48 KiB of JSON is the most that fits.
 MAX_MESSAGE_BYTES = 48 * 1024
-MAX_USER_ID_LENGTH = 256
 MAX_NOTIFICATION_ID_LENGTH = 128
 MAX_TYPE_LENGTH = 64
 MAX_TTL_SECONDS = 28 * 24 * 3600  # Notification Hubs' own maximum time to live (4 weeks)
@@ -69,9 +75,12 @@ def format_message(notification: Notification) -> str:
         message["enqueuedAt"] = notification.enqueued_at
     if notification.ttl_seconds is not None:
         message["ttlSeconds"] = notification.ttl_seconds
+    for name, value in message.items():
+        if unstorable(value):
+            raise InvalidMessageError(f"{name} holds a lone surrogate or is not JSON", field=name)
     try:
         return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidMessageError(f"data is not JSON-serialisable: {exc}", field="data") from None
 
 
@@ -88,9 +97,9 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
             raise InvalidMessageError("notificationId is required when there is no queue message id",
                                       field="notificationId")
         notification_id = notification_id_for_queue_message(queue_message_id)
-    return Notification(
+    notification = Notification(
         notification_id=notification_id,
-        user_id=_string(document, "userId", required=True, min_length=1, max_length=MAX_USER_ID_LENGTH),
+        user_id=_user_id(document),
         title=_string(document, "title", required=True),
         body=_string(document, "body", required=True),
         type=_string(document, "type", default="default", min_length=1, max_length=MAX_TYPE_LENGTH),
@@ -99,6 +108,15 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
         ttl_seconds=_ttl(document),
         enqueued_at=_enqueued_at(document),
     )
+    if notification.delivery is not Delivery.REALTIME:
+        try:
+            check_payload_size(template_properties(notification))
+        except InvalidMessageError as exc:
+            raise InvalidMessageError(
+                f"{exc.message}; shorten title, body or data, or send it with delivery 'realtime'",
+                field=exc.field,
+            ) from None
+    return notification
 
 
 def validate_document(document: Any) -> None:
@@ -111,7 +129,7 @@ def validate_document(document: Any) -> None:
     if "schemaVersion" in document and not _is_int(document["schemaVersion"], SCHEMA_VERSION):
         raise InvalidMessageError(f"schemaVersion must be {SCHEMA_VERSION}", field="schemaVersion")
     _optional_id(document)
-    _string(document, "userId", required=True, min_length=1, max_length=MAX_USER_ID_LENGTH)
+    _user_id(document)
     _string(document, "title", required=True)
     _string(document, "body", required=True)
     _string(document, "type", default="default", min_length=1, max_length=MAX_TYPE_LENGTH)
@@ -125,11 +143,15 @@ def _decode(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_MESSAGE_BYTES:
         raise InvalidMessageError(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidMessageError(f"message is not UTF-8 JSON: {exc}") from None
+        document = parse_json(body)
+    except JsonInputError as exc:
+        raise InvalidMessageError(f"message {exc}") from None
     validate_document(document)
     assert isinstance(document, dict)
+    for name, value in document.items():
+        if unstorable(value):
+            raise InvalidMessageError(f"{name} holds a lone surrogate (an unpaired \\ud800-\\udfff escape)",
+                                      field=name)
     return document
 
 
@@ -161,6 +183,14 @@ def _string(
         raise InvalidMessageError(f"{name} must not be empty", field=name)
     if max_length is not None and len(value) > max_length:
         raise InvalidMessageError(f"{name} is longer than {max_length} characters", field=name)
+    return value
+
+
+def _user_id(document: dict[str, Any]) -> str:
+    value = _string(document, "userId", required=True, min_length=1, max_length=MAX_USER_ID_LENGTH)
+    problem = user_id_problem(value)
+    if problem is not None:
+        raise InvalidMessageError(f"userId {problem}", field="userId")
     return value
 
 

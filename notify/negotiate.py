@@ -14,16 +14,21 @@ from azure.core.exceptions import AzureError
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from notify.deliveries import translate_azure_error
-from shared.user_keys import user_hash
+from shared.user_keys import user_hash, user_id_problem
 
 SERVICE = "web pubsub"
 logger = logging.getLogger(__name__)
 
 
 def negotiate(service: WebPubSubServiceClient, user_id: str, minutes: int) -> dict[str, Any]:
-    """Client access details for ``user_id``; raise TransientError / UpstreamError if the service fails."""
-    if not user_id:
-        raise ValueError("user id must not be empty")
+    """Client access details for ``user_id``; raise TransientError / UpstreamError if the service fails.
+
+    ``user_id`` must pass :func:`shared.user_keys.user_id_problem` (the authenticator makes sure of it);
+    ValueError otherwise.
+    """
+    problem = user_id_problem(user_id)
+    if problem is not None:
+        raise ValueError(f"user id {problem}")
     # Taken before the token is made, so the reported expiry is never later than the token's own.
     expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=minutes)
     try:

@@ -4,14 +4,20 @@ Nothing configured means every request is refused. Accepted token algorithms are
 (RS256/ES256 from the OIDC provider's JWKS, HS256 only with the dev secret), so a token cannot pick
 its own verification method (``alg: none``, HS256 signed with a public key). Error messages say what
 is wrong without ever repeating the token.
+
+Whatever the header holds, the answer is a 401, never a 500: a bearer token must look like a compact JWS
+(three base64url segments, at most :data:`MAX_TOKEN_LENGTH` characters, so a byte that is not UTF-8 or
+any other stray character is refused before PyJWT sees it), and its header and payload must be JSON
+objects nested at most :data:`shared.json_input.MAX_DEPTH` levels. The user id taken from the token (or
+from App Service Authentication) must pass :func:`shared.user_keys.user_id_problem`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -23,7 +29,9 @@ import jwt
 import requests
 
 from shared.errors import ConfigurationError, TransientError, UnauthorizedError, UpstreamError
+from shared.json_input import JsonInputError, parse_json
 from shared.settings import AuthSettings, get_settings
+from shared.user_keys import user_id_problem
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +39,9 @@ OIDC_ALGORITHMS = ("RS256", "ES256")
 DEV_ALGORITHM = "HS256"
 LEEWAY_SECONDS = 60
 HTTP_TIMEOUT_SECONDS = 10.0
+#: Longer than any token an identity provider issues (Entra ID tokens are a few kilobytes).
+MAX_TOKEN_LENGTH = 16 * 1024
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 _JWT_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.ExpiredSignatureError, "token has expired"),
@@ -96,6 +107,7 @@ class Authenticator:
         raise UnauthorizedError("missing Authorization header")
 
     def _from_jwt(self, token: str) -> Principal:
+        _check_token_shape(token)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -140,10 +152,26 @@ class Authenticator:
         return claims
 
     def _from_app_service(self, headers: Mapping[str, str]) -> Principal:
-        user_id = headers.get("x-ms-client-principal-id", "").strip()
-        if not user_id:
+        user_id = headers.get("x-ms-client-principal-id", "")
+        if not user_id.strip():
             user_id = _app_service_claim(headers.get("x-ms-client-principal", ""), self._settings.user_claim)
+        problem = user_id_problem(user_id)
+        if problem is not None:
+            raise UnauthorizedError(f"the App Service principal id {problem}; it is not an accepted user id")
         return Principal(user_id, "app_service")
+
+
+def _check_token_shape(token: str) -> None:
+    """Refuse anything but a compact JWS whose header and payload are shallow JSON objects."""
+    if len(token) > MAX_TOKEN_LENGTH or not _COMPACT_JWS.fullmatch(token):
+        raise UnauthorizedError("token is malformed")
+    for segment in token.split(".")[:2]:
+        try:
+            decoded = parse_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except (binascii.Error, JsonInputError):
+            raise UnauthorizedError("token is malformed") from None
+        if not isinstance(decoded, dict):
+            raise UnauthorizedError("token is malformed")
 
 
 def _bearer_token(authorization: str | None) -> str | None:
@@ -162,12 +190,15 @@ def _claim_user(claims: Mapping[str, Any], claim: str) -> str:
     value = claims.get(claim)
     if not isinstance(value, str) or not value.strip():
         raise UnauthorizedError(f"token has no usable {claim} claim")
+    problem = user_id_problem(value)
+    if problem is not None:
+        raise UnauthorizedError(f"the token's {claim} claim {problem}; it is not an accepted user id")
     return value
 
 
 def _app_service_claim(encoded: str, claim: str) -> str:
     try:
-        principal = json.loads(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=False))
+        principal = parse_json(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=False))
     except (binascii.Error, ValueError):
         raise UnauthorizedError("X-MS-CLIENT-PRINCIPAL header is malformed") from None
     claims = principal.get("claims") if isinstance(principal, dict) else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -12,10 +11,13 @@ from notify.devices import REPAIR_SCHEDULE, DeviceRegistry, get_device_registry
 from shared.auth import Principal, get_authenticator
 from shared.errors import BadRequestError
 from shared.http import handle_errors, json_response
+from shared.json_input import JsonInputError, parse_json
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 _ALLOWED_FIELDS = frozenset({"platform", "pushChannel"})
+#: A registration is two short strings; an FCM token is at most 4096 characters.
+MAX_BODY_BYTES = 16 * 1024
 
 
 class RequestAuthenticator(Protocol):
@@ -30,10 +32,13 @@ def _registration_body(req: func.HttpRequest) -> dict[str, Any]:
     content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise BadRequestError("Content-Type must be application/json")
+    raw = req.get_body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequestError(f"the request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        body = json.loads(req.get_body().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequestError("the request body is not valid JSON") from None
+        body = parse_json(raw)
+    except JsonInputError as exc:
+        raise BadRequestError(f"the request body {exc}") from None
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object")
     if "tags" in body:

@@ -7,7 +7,6 @@ The triggers are thin: they build (once per process) a Notifier from settings an
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from functools import lru_cache
 
@@ -16,14 +15,16 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import QueueClient
 
 from notify.deliveries import DeliveryStore, translate_azure_error
-from notify.message import parse_message
+from notify.message import notification_id_is_valid, parse_message
 from notify.notifier import MessageQueue, Notifier, PushSending
 from notify.presence import PresenceStore
 from notify.realtime import get_realtime_sender
 from shared.clients import get_queue_client, get_table_client
 from shared.errors import InvalidMessageError
+from shared.json_input import JsonInputError, parse_json
 from shared.retry import RetryPolicy
 from shared.settings import Settings, get_settings
+from shared.user_keys import user_id_problem
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -40,7 +41,8 @@ def deliver_notification(msg: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name="%DEADLINES_QUEUE%", connection="AzureWebJobsStorage")
 def push_after_deadline(msg: func.QueueMessage) -> None:
     """Push a notification whose in-app ack did not arrive in time."""
-    process_deadline_message(msg, get_notifier())
+    poison = get_queue_client(get_settings().deadlines_queue + "-poison", binary=True)
+    process_deadline_message(msg, get_notifier(), poison)
 
 
 def process_notification_message(
@@ -65,16 +67,28 @@ def process_notification_message(
     notifier.handle(notification)
 
 
-def process_deadline_message(msg: func.QueueMessage, notifier: Notifier) -> None:
-    """Handle an ack deadline ``{"userId", "notificationId"}``; malformed ones are logged and dropped."""
+def process_deadline_message(
+    msg: func.QueueMessage, notifier: Notifier, poison_queue: QueueClient | None = None
+) -> None:
+    """Handle an ack deadline ``{"userId", "notificationId"}``; a malformed one goes to the poison queue.
+
+    (Deadlines are written by the notifier itself, so a malformed one means someone else wrote to the queue.)
+    """
+    body = msg.get_body()
     try:
-        document = json.loads(msg.get_body().decode("utf-8"))
-        user_id = document["userId"]
-        notification_id = document["notificationId"]
-        if not (isinstance(user_id, str) and isinstance(notification_id, str)):
-            raise TypeError("ids must be strings")
-    except (ValueError, KeyError, TypeError) as exc:
-        logger.error("deadline message %s is malformed (%s); dropped", msg.id, type(exc).__name__)
+        document = parse_json(body)
+        if not isinstance(document, dict):
+            raise JsonInputError("is not a JSON object")
+        user_id = document.get("userId")
+        notification_id = document.get("notificationId")
+        if not isinstance(user_id, str) or user_id_problem(user_id) is not None:
+            raise JsonInputError("has no valid userId")
+        if not isinstance(notification_id, str) or not notification_id_is_valid(notification_id):
+            raise JsonInputError("has no valid notificationId")
+    except JsonInputError as exc:
+        logger.error("deadline message %s %s; moved to the poison queue", msg.id, exc)
+        if poison_queue is not None:
+            _send_to_poison(poison_queue, body)
         return
     notifier.handle_deadline(user_id, notification_id)
 

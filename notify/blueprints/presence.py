@@ -2,12 +2,16 @@
 
 The ``request`` argument arrives as a JSON string (AZURE-CONTRACTS 3.2); the user id always comes from
 ``connectionContext.userId`` (set by the service from the client's token), never from the payload.
+System events that cannot be used (JSON nested too deep, a user id outside the rule of
+:func:`shared.user_keys.user_id_problem`, a connection id that is not a safe table key) are ignored with a
+log line; unusable acks are answered with an error (:mod:`notify.acks`). Raising would answer the service
+with a 500, which for a user event drops the client's connection.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -19,9 +23,13 @@ from notify.notifier import Notifier
 from notify.presence import PresenceStore
 from notify.realtime import RealtimeSender, get_realtime_sender
 from shared.clients import get_table_client
+from shared.json_input import JsonInputError, parse_json
 from shared.settings import get_settings
+from shared.user_keys import user_id_problem
 
 logger = logging.getLogger(__name__)
+# Connection ids become table RowKeys: no / \ # ? or control characters, and a sane length.
+_CONNECTION_ID = re.compile(r"[^/\\#?\x00-\x1f\x7f-\x9f]{1,256}")
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
@@ -69,22 +77,20 @@ def presence_sweep(timer: func.TimerRequest) -> None:
 
 
 def handle_connected(request: str | bytes, presence: PresenceStore) -> None:
-    """Record the connection of a ``connected`` event; events without a user are ignored."""
-    context = _connection_context(request)
-    user_id, connection_id = context.get("userId"), context.get("connectionId")
-    if not (isinstance(user_id, str) and user_id and isinstance(connection_id, str) and connection_id):
-        logger.warning("connected event without userId or connectionId ignored")
+    """Record the connection of a ``connected`` event; events without a usable user are ignored."""
+    ids = _user_and_connection(_connection_context(request))
+    if ids is None:
+        logger.warning("connected event without a usable userId or connectionId ignored")
         return
-    presence.connected(user_id, connection_id)
+    presence.connected(*ids)
 
 
 def handle_disconnected(request: str | bytes, presence: PresenceStore) -> None:
     """Remove the connection of a ``disconnected`` event (already gone is fine)."""
-    context = _connection_context(request)
-    user_id, connection_id = context.get("userId"), context.get("connectionId")
-    if not (isinstance(user_id, str) and user_id and isinstance(connection_id, str) and connection_id):
+    ids = _user_and_connection(_connection_context(request))
+    if ids is None:
         return
-    presence.disconnected(user_id, connection_id)
+    presence.disconnected(*ids)
 
 
 def handle_ack(request: str | bytes, notifier: Notifier) -> dict[str, Any]:
@@ -108,11 +114,21 @@ def get_presence_store() -> PresenceStore:
 
 def _load(request: str | bytes) -> dict[str, Any]:
     try:
-        event = json.loads(request)
-    except ValueError:
-        logger.warning("web pubsub event is not JSON; ignored")
+        event = parse_json(request)
+    except JsonInputError as exc:
+        logger.warning("web pubsub event %s; ignored", exc)
         return {}
     return event if isinstance(event, dict) else {}
+
+
+def _user_and_connection(context: dict[str, Any]) -> tuple[str, str] | None:
+    user_id, connection_id = context.get("userId"), context.get("connectionId")
+    if user_id_problem(user_id) is not None or not isinstance(connection_id, str):
+        return None
+    if not _CONNECTION_ID.fullmatch(connection_id):
+        return None
+    assert isinstance(user_id, str)
+    return user_id, connection_id
 
 
 def _connection_context(request: str | bytes) -> dict[str, Any]:

@@ -101,3 +101,31 @@ def test_sweep_removes_only_old_rows_whose_connection_is_gone(
         assert recent.connections("erin") == ["not-yet-old"]
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(
+    ("user_id", "connection_id"),
+    [
+        ("victim ", "c1"),  # would come back trimmed from a real ce-userId header
+        ("a\nb", "c1"),
+        ("x" * 257, "c1"),
+        ("alice", "has/slash"),
+        ("alice", "has#hash"),
+        ("alice", "q?"),
+        ("alice", "back\\slash"),
+        ("alice", "x" * 257),
+        ("alice", ""),
+    ],
+)
+def test_events_with_unusable_ids_are_ignored(table: TableClient, user_id: str, connection_id: str) -> None:
+    presence = PresenceStore(table)
+    handle_connected(event("connected", user_id, connection_id), presence)
+    handle_disconnected(event("disconnected", user_id, connection_id), presence)
+    assert list(table.list_entities()) == []
+
+
+def test_deeply_nested_events_are_ignored(table: TableClient) -> None:
+    presence = PresenceStore(table)
+    nested = event("connected", "alice", "c1")[:-1] + ', "claims": ' + "[" * 5000 + "]" * 5000 + "}"
+    handle_connected(nested, presence)
+    assert list(table.list_entities()) == []

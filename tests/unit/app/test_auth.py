@@ -165,3 +165,60 @@ def test_bearer_refused_when_only_app_service_is_enabled() -> None:
     auth = Authenticator(AuthSettings(app_service_enabled=True))
     text = refused(auth, bearer(make_dev_token(SECRET, "x")))
     assert text == "bearer tokens are not accepted by this service"
+
+
+# --- strange tokens and user ids: always a 401 with a message, never a crash ------------------------------
+
+
+def _segment(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "abc.d\udcffef.ghi",  # a byte that is not UTF-8, as aiohttp hands it over (surrogateescape)
+        "abc.d\u00ffef.ghi",  # the same byte read as Latin-1
+        "abc.def.ghi\u0000",
+        "a b.c.d",
+        "only.two",
+        "a.b.c.d",
+        "x" * 20_000 + ".e30.sig",
+        _segment({"alg": "HS256"}) + ".!!!.sig",
+        _segment([1, 2]) + "." + _segment({}) + ".sig",
+        _segment({"alg": "HS256", "x": json.loads("[" * 40 + "]" * 40)}) + "." + _segment({}) + ".sig",
+        "e30." + base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=") + ".sig",
+        "e30." + base64.urlsafe_b64encode(b"\xff\xfe").decode().rstrip("=") + ".sig",
+        "e30.e.sig",  # a segment length no base64 can have
+    ],
+)
+def test_tokens_that_are_not_a_compact_jws_are_401(token: str) -> None:
+    assert refused(Authenticator(DEV), bearer(token)) == "token is malformed"
+
+
+@pytest.mark.parametrize(
+    ("user_id", "problem"),
+    [
+        ("victim ", "white space"),
+        (" victim", "white space"),
+        ("new\nline", "control character"),
+        ("nul\u0000", "control character"),
+        ("x" * 257, "longer than 256"),
+    ],
+)
+def test_a_subject_outside_the_user_id_rule_is_401(user_id: str, problem: str) -> None:
+    message = refused(Authenticator(DEV), bearer(make_dev_token(SECRET, user_id)))
+    assert problem in message and "sub" in message and user_id.strip() not in message
+
+
+@pytest.mark.parametrize("user_id", ["x" * 256, "Zoë", "Zoe\u0308", "tenant/user#1?", "a b"])
+def test_subjects_inside_the_rule_are_accepted_exactly(user_id: str) -> None:
+    assert Authenticator(DEV).authenticate(bearer(make_dev_token(SECRET, user_id))).user_id == user_id
+
+
+def test_app_service_ids_follow_the_same_rule() -> None:
+    auth = Authenticator(AuthSettings(app_service_enabled=True))
+    assert "white space" in refused(auth, {"X-MS-CLIENT-PRINCIPAL-ID": "victim\u00a0"})
+    assert auth.authenticate({"X-MS-CLIENT-PRINCIPAL-ID": "Victim"}).user_id == "Victim"
+    deep = base64.b64encode(b'{"claims":' + b"[" * 3000 + b"]" * 3000 + b"}").decode()
+    assert "malformed" in refused(auth, {"X-MS-CLIENT-PRINCIPAL": deep})

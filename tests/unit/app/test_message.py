@@ -24,6 +24,9 @@ VALID: list[dict[str, Any]] = [
     {**BASE, "delivery": "realtime", "ttlSeconds": 5.0},
     {**BASE, "userId": "u" * 256, "notificationId": "n" * 128, "title": "", "body": ""},
     {**BASE, "userId": "ünï/cødé#?"},
+    {**BASE, "userId": "Zoe\u0308 and a space inside"},  # NFD, inner space
+    {**BASE, "userId": "x" * 255 + "\u00e9"},
+    {**BASE, "delivery": "realtime", "body": "x" * 10_000},  # never pushed: no push size limit
 ]
 
 INVALID: list[Any] = [
@@ -33,6 +36,14 @@ INVALID: list[Any] = [
     {**BASE, "userId": ""},
     {**BASE, "userId": "u" * 257},
     {**BASE, "userId": 5},
+    {**BASE, "userId": "victim "},
+    {**BASE, "userId": " victim"},
+    {**BASE, "userId": "victim\u00a0"},
+    {**BASE, "userId": "a\u0000b"},
+    {**BASE, "userId": "a\nb"},
+    {**BASE, "userId": "a\tb"},
+    {**BASE, "userId": "a\u0085b"},
+    {**BASE, "userId": "a\u2028b"},
     {**BASE, "title": None},
     {k: v for k, v in BASE.items() if k != "body"},
     {**BASE, "type": 3},
@@ -93,8 +104,8 @@ def test_oversize_message_is_invalid_with_reason() -> None:
 
 
 def test_message_just_under_the_limit_is_accepted() -> None:
-    overhead = len(json.dumps({**BASE, "body": ""}).encode())
-    document = {**BASE, "body": "x" * (MAX_MESSAGE_BYTES - overhead)}
+    overhead = len(json.dumps({**BASE, "body": "", "delivery": "realtime"}).encode())
+    document = {**BASE, "body": "x" * (MAX_MESSAGE_BYTES - overhead), "delivery": "realtime"}
     assert len(json.dumps(document).encode()) == MAX_MESSAGE_BYTES
     assert parse_message(json.dumps(document).encode(), queue_message_id="m1").body == document["body"]
 
@@ -126,3 +137,44 @@ def test_reason_names_the_field() -> None:
         parse_message(json.dumps({**BASE, "delivery": "fax"}).encode(), queue_message_id="m")
     assert info.value.field == "delivery"
     assert "auto" in info.value.message
+
+
+@pytest.mark.parametrize("delivery", ["auto", "push", "both"])
+def test_a_notification_whose_push_cannot_fit_is_refused_at_parse(delivery: str) -> None:
+    document = {**BASE, "body": "x" * 5000, "delivery": delivery}
+    with pytest.raises(InvalidMessageError, match="4096") as info:
+        parse_message(json.dumps(document).encode(), queue_message_id="m1")
+    assert "realtime" in info.value.message and info.value.field == "body"
+
+
+def test_the_push_limit_counts_utf8_bytes_of_the_rendered_payload() -> None:
+    # FCM v1 carries the body twice (notification and data): 1100 characters are 2200 bytes as ASCII, 4400
+    # as two-byte UTF-8.
+    assert parse_message(json.dumps({**BASE, "body": "e" * 1100}).encode(), queue_message_id="m1")
+    with pytest.raises(InvalidMessageError):
+        parse_message(json.dumps({**BASE, "body": "é" * 1100}).encode(), queue_message_id="m1")
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33, 5000])
+def test_deep_nesting_is_refused_without_recursion(depth: int) -> None:
+    body = ('{"userId":"a","title":"t","body":"b","data":' + '{"k":' * (depth - 1) + "1"
+            + "}" * depth).encode()
+    if depth <= 32:
+        assert parse_message(body, queue_message_id="m1").user_id == "a"
+    else:
+        with pytest.raises(InvalidMessageError, match="deeper than 32"):
+            parse_message(body, queue_message_id="m1")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    document = {**BASE, "title": "[[[[{{{{" * 10, "data": {"k": "]]]}}}" * 10}}
+    assert parse_message(json.dumps(document).encode(), queue_message_id="m1").title == document["title"]
+
+
+@pytest.mark.parametrize("field", ["title", "body", "type", "data"])
+def test_a_lone_surrogate_anywhere_is_refused_at_once(field: str) -> None:
+    value: Any = {"k\ud800": 1} if field == "data" else "x\udc00y"
+    body = json.dumps({**BASE, field: value}).encode()  # ensure_ascii writes the \udc00 escape
+    with pytest.raises(InvalidMessageError, match="surrogate") as info:
+        parse_message(body, queue_message_id="m1")
+    assert info.value.field == field

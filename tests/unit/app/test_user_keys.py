@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable
 
 import pytest
 
-from shared.user_keys import HASHED_PREFIX, user_hash, user_key, user_tag
+from shared.user_keys import HASHED_PREFIX, MAX_USER_ID_LENGTH, user_hash, user_id_problem, user_key, user_tag
 
 TAG = re.compile(r"[A-Za-z0-9_@#.:-]{1,120}")
 TABLE_FORBIDDEN = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -94,3 +95,61 @@ def test_user_hash_is_short_and_does_not_reveal_the_id() -> None:
     assert re.fullmatch(r"[0-9a-f]{12}", digest)
     assert digest == _sha("alice@example.com")[:12]
     assert user_hash("alice") != user_hash("Alice")
+
+
+# --- the user id rule -------------------------------------------------------------------------------------
+
+ACCEPTED = [
+    "alice",
+    "Alice",
+    "a b",
+    "zoë",
+    unicodedata.normalize("NFD", "zoë"),
+    "tenant/user",
+    "tenant\\user",
+    "a#b",
+    "a?b",
+    "用户",
+    "😀",
+    "x" * MAX_USER_ID_LENGTH,
+    "auth0|5f7c8ec7c33c6c004bbafe82",
+    "sha256:" + "0" * 64,
+]
+REFUSED = [
+    ("", "empty"),
+    ("x" * (MAX_USER_ID_LENGTH + 1), "longer than 256"),
+    ("victim ", "white space"),
+    (" victim", "white space"),
+    ("victim\u00a0", "white space"),
+    ("\u3000victim", "white space"),
+    ("victim\ufeff", "white space"),
+    ("new\nline", "control"),
+    ("tab\there", "control"),
+    ("nul\u0000", "control"),
+    ("del\u007f", "control"),
+    ("c1\u0085", "control"),
+    ("line\u2028sep", "line separator"),
+    ("\ud800", "surrogate"),
+    (5, "not a string"),
+    (None, "not a string"),
+]
+
+
+@pytest.mark.parametrize("user_id", ACCEPTED)
+def test_accepted_user_ids(user_id: str) -> None:
+    assert user_id_problem(user_id) is None
+
+
+@pytest.mark.parametrize(("user_id", "problem"), REFUSED)
+def test_refused_user_ids_say_why(user_id: object, problem: str) -> None:
+    found = user_id_problem(user_id)
+    assert found is not None and problem in found
+
+
+def test_accepted_ids_that_look_alike_keep_distinct_keys_and_tags() -> None:
+    """Case, normalisation forms, separators and length: every accepted id gets a key of its own."""
+    keys = [user_key(u) for u in ACCEPTED] + [user_key("x" * (MAX_USER_ID_LENGTH - 1) + "y")]
+    assert len(set(keys)) == len(keys)
+    assert len({user_tag(u).lower() for u in ACCEPTED}) == len(ACCEPTED)
+    for user_id in ACCEPTED:
+        assert TAG.fullmatch(user_tag(user_id)) and TABLE_FORBIDDEN.search(user_key(user_id)) is None
