@@ -14,12 +14,20 @@ import json
 import math
 import re
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from notify.model import Delivery, Notification
-from notify.push_templates import check_payload_size, template_properties
+from notify.push_templates import (
+    PNS_PAYLOAD_LIMIT_BYTES,
+    PROPERTY_NAMES,
+    SUPPORTED_PLATFORMS,
+    check_payload_size,
+    template_body,
+    template_properties,
+)
 from shared.errors import InvalidMessageError
-from shared.json_input import JsonInputError, parse_json, unstorable
+from shared.json_input import JsonInputError, may_hold_surrogates, parse_json, unstorable
 from shared.user_keys import MAX_USER_ID_LENGTH, user_id_problem
 
 #: Largest accepted message body in bytes. Storage queue messages are limited to 64 KiB *after* the
@@ -109,14 +117,40 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
         enqueued_at=_enqueued_at(document),
     )
     if notification.delivery is not Delivery.REALTIME:
+        properties = template_properties(notification)
         try:
-            check_payload_size(template_properties(notification))
+            if _push_may_exceed_limit(properties):
+                check_payload_size(properties)
         except InvalidMessageError as exc:
             raise InvalidMessageError(
                 f"{exc.message}; shorten title, body or data, or send it with delivery 'realtime'",
                 field=exc.field,
             ) from None
     return notification
+
+
+@lru_cache(maxsize=1)
+def _template_shapes() -> tuple[tuple[int, dict[str, int]], ...]:
+    """Per platform: the template's length and how often it uses each property."""
+    shapes = []
+    for platform in SUPPORTED_PLATFORMS:
+        body = template_body(platform)
+        uses = {name: body.count(f"$({name})") for name in PROPERTY_NAMES}
+        shapes.append((len(body.encode("utf-8")), uses))
+    return tuple(shapes)
+
+
+def _push_may_exceed_limit(properties: dict[str, str]) -> bool:
+    """False when no rendering can reach the push limit, so the exact check can be skipped.
+
+    A rendered payload is the template with each ``$(name)`` replaced by the property as a JSON string body,
+    which is at most 6 bytes per UTF-8 byte (a ``\\u00XX`` escape).
+    """
+    sizes = {name: len(value.encode("utf-8")) for name, value in properties.items()}
+    return any(
+        length + sum(6 * sizes.get(name, 0) * count for name, count in uses.items()) > PNS_PAYLOAD_LIMIT_BYTES
+        for length, uses in _template_shapes()
+    )
 
 
 def validate_document(document: Any) -> None:
@@ -148,7 +182,7 @@ def _decode(body: bytes) -> dict[str, Any]:
         raise InvalidMessageError(f"message {exc}") from None
     validate_document(document)
     assert isinstance(document, dict)
-    for name, value in document.items():
+    for name, value in document.items() if may_hold_surrogates(body) else ():
         if unstorable(value):
             raise InvalidMessageError(f"{name} holds a lone surrogate (an unpaired \\ud800-\\udfff escape)",
                                       field=name)

@@ -19,6 +19,9 @@ from typing import Any
 MAX_DEPTH = 32
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A \uD800-\uDFFF escape: the only way a lone surrogate gets into text decoded as strict UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class JsonInputError(ValueError):
@@ -47,12 +50,20 @@ def parse_json(raw: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
             raise JsonInputError("is not UTF-8") from None
     else:
         text = raw
-    if nesting_depth(text) > max_depth:
+    # Fewer brackets than the limit cannot nest deeper than it: the scan is needed only beyond that.
+    if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise JsonInputError(f"nests objects and arrays deeper than {max_depth} levels")
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
         raise JsonInputError("is not valid JSON") from None
+
+
+def may_hold_surrogates(raw: str | bytes) -> bool:
+    """False when JSON text (valid UTF-8) cannot decode to a lone surrogate: it has no such escape."""
+    if isinstance(raw, bytes | bytearray):
+        return _SURROGATE_ESCAPE_BYTES.search(raw) is not None
+    return _SURROGATE_ESCAPE.search(raw) is not None
 
 
 def unstorable(value: Any) -> bool:

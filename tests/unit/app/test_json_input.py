@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from shared.json_input import MAX_DEPTH, JsonInputError, nesting_depth, parse_json, unstorable
+from shared.json_input import (
+    MAX_DEPTH,
+    JsonInputError,
+    may_hold_surrogates,
+    nesting_depth,
+    parse_json,
+    unstorable,
+)
 
 
 @pytest.mark.parametrize(
@@ -51,3 +58,12 @@ def test_unstorable_finds_lone_surrogates_anywhere() -> None:
     assert unstorable({"\udc00": 1})
     assert unstorable(parse_json('{"k": "\\ud83d"}'))  # half of an escaped surrogate pair
     assert not unstorable(parse_json('{"k": "\\ud83d\\ude00"}'))  # the whole pair is one character
+
+
+@pytest.mark.parametrize(
+    ("raw", "possible"),
+    [('"plain é 😀"', False), ('"\\ud800"', True), ('"\\uDFFF"', True), ('"\\ud7ff \\ue000"', False),
+     (b'"\\udc00"', True), (b'"\\u00e9"', False)],
+)
+def test_may_hold_surrogates_only_when_an_escape_could_make_one(raw: str | bytes, possible: bool) -> None:
+    assert may_hold_surrogates(raw) is possible
