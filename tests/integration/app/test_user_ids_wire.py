@@ -7,6 +7,7 @@ stores themselves, where a store that compared keys loosely (case, normalisation
 from __future__ import annotations
 
 import hashlib
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,8 +19,9 @@ from devstack.azurite import RunningAzurite
 from devstack.notificationhubs.emulator import RunningNotificationHubs
 from notify.client import NotificationClient
 from notify.deliveries import DeliveryStore
+from notify.delivery_machine import new_state
 from notify.devices import DeviceRegistry
-from notify.model import Notification
+from notify.model import Delivery, Notification
 from notify.presence import PresenceStore
 from notify.push import PushSender
 from shared.errors import InvalidMessageError
@@ -82,8 +84,9 @@ def test_lookalike_ids_have_separate_presence_deliveries_and_devices(
     assert presence.is_online(first) and not presence.is_online(second)
 
     deliveries = DeliveryStore(tables["deliveries"])
-    _, created_first = deliveries.accept(_notification(first, "same-id"))
-    _, created_second = deliveries.accept(_notification(second, "same-id"))
+    fresh = new_state(Delivery.AUTO, None)
+    _, created_first = deliveries.insert(_notification(first, "same-id"), fresh, time.time())
+    _, created_second = deliveries.insert(_notification(second, "same-id"), fresh, time.time())
     assert created_first and created_second  # two rows: neither is a "duplicate" of the other
     first_row, second_row = deliveries.get(first, "same-id"), deliveries.get(second, "same-id")
     assert first_row is not None and first_row.user_id == first
