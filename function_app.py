@@ -2,10 +2,11 @@
 
 import azure.functions as func
 
-from notify.blueprints import devices, negotiate, notifier, presence
+from notify.blueprints import devices, negotiate, notifier, preferences, presence
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(negotiate.bp)
 app.register_functions(devices.bp)
+app.register_functions(preferences.bp)
 app.register_functions(presence.bp)
 app.register_functions(notifier.bp)

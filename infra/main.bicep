@@ -177,6 +177,9 @@ param retryMaxAttempts int = 4
 @maxValue(600)
 param retryBudgetSeconds int = 20
 
+@description('Defaults per notification type as JSON, e.g. {"marketing":{"push":false,"priority":"normal","quietHours":"drop"},"security":{"critical":true}}; "*" applies to every other type. Users override inApp/push/quietHours in their preferences.')
+param notificationTypes string = '{}'
+
 // ---- names -------------------------------------------------------------------------------------------
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
@@ -315,6 +318,7 @@ var appSettings = {
   AUTH_APP_SERVICE_ENABLED: string(authAppServiceEnabled)
   RETRY_MAX_ATTEMPTS: string(retryMaxAttempts)
   RETRY_BUDGET_SECONDS: string(retryBudgetSeconds)
+  NOTIFICATION_TYPES: notificationTypes
   // Read by the Functions host, not by the app: telemetry with Entra ID.
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'

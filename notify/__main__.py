@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument("--delivery", default="auto", choices=[d.value for d in Delivery])
     send.add_argument("--id", dest="notification_id", help="notificationId (default: a new uuid)")
     send.add_argument("--ttl", type=int, dest="ttl_seconds", help="time to live in seconds")
+    send.add_argument(
+        "--critical", action="store_true", help="bypass the user's mutes and quiet hours (high priority)"
+    )
     # A developer tool, not the app: its defaults come from the same settings the app reads.
     send.add_argument(
         "--connection-string",
@@ -75,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             delivery=args.delivery,
             notification_id=args.notification_id,
             ttl_seconds=args.ttl_seconds,
+            critical=args.critical,
         )
     except NotifyError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

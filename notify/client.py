@@ -48,6 +48,7 @@ class NotificationClient:
         delivery: Delivery | str = Delivery.AUTO,
         notification_id: str | None = None,
         ttl_seconds: int | None = None,
+        critical: bool = False,
     ) -> str:
         """Validate and enqueue a notification; return its notificationId.
 
@@ -70,6 +71,7 @@ class NotificationClient:
                 delivery=mode,
                 ttl_seconds=ttl_seconds,
                 enqueued_at=self._clock(),
+                critical=critical,
             )
         )
         encoded = text.encode("utf-8")

@@ -11,9 +11,11 @@ conditionally. Decisions are not made here but in :mod:`notify.delivery_machine`
 Row: PartitionKey = ``user_key(userId)``, RowKey = notificationId. It keeps what is needed to push later
 (``content``: title, body, type and data as UTF-8 JSON in one binary property, because a string property
 holds at most 32K UTF-16 characters while a message may carry 48 KB), the delivery mode, the TTL,
-``enqueuedAt`` / ``acceptedAt``, and the state: ``status``, per channel ``<channel>ClaimId``,
-``<channel>ClaimedAt``, ``<channel>SentAt`` (unix seconds, 0 = not yet), ``ackedAt`` and
-``nhNotificationId``. A new state field is a new column here (with its default for older rows).
+``enqueuedAt`` / ``acceptedAt``, ``critical``, and the state: ``status``, per channel (realtime, push,
+retract) ``<channel>ClaimId``, ``<channel>ClaimedAt``, ``<channel>SentAt`` (unix seconds, 0 = not yet),
+``pushOutcome``, ``ackedAt``, ``readAt``, ``archivedAt``, ``nhNotificationId``, ``suppressedRule``,
+``deferredUntil`` and ``deferredBy``. A new state field is a new column here (with its default for older
+rows, which read as if the field had never been set).
 
 Writes whose answer is lost are repeated by the SDK (:data:`shared.clients.CONDITIONAL_WRITE_RETRY`): an
 insert that meets its own row answers 409 and the row read back carries the caller's claim; a merge that
@@ -41,7 +43,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from notify.delivery_machine import Channel, ChannelState, DeliveryState, Status
+from notify.delivery_machine import Channel, ChannelState, DeliveryState, PushOutcome, Status
 from notify.model import Delivery, Notification
 from shared.clients import CONDITIONAL_WRITE_RETRY
 from shared.errors import TransientError, UpstreamError
@@ -92,6 +94,7 @@ class DeliveryRecord:
             delivery=Delivery(self.entity["delivery"]),
             ttl_seconds=ttl,
             enqueued_at=enqueued,
+            critical=bool(self.entity.get("critical", False)),
         )
 
 
@@ -115,27 +118,47 @@ def state_from_entity(entity: Mapping[str, Any]) -> DeliveryState:
 
     ttl = int(entity.get("ttlSeconds") or 0)
     start = number("enqueuedAt") or number("acceptedAt")
+    status = Status(entity["status"])
+    push = channel(Channel.PUSH.value)
+    outcome = entity.get("pushOutcome")
+    if not outcome and push.sent:  # rows from before pushOutcome: the status told it
+        outcome = PushOutcome.NO_DEVICES.value if status is Status.NO_DEVICES else PushOutcome.PUSHED.value
     return DeliveryState(
         delivery=Delivery(entity["delivery"]),
-        status=Status(entity["status"]),
+        status=status,
         realtime=channel(Channel.REALTIME.value),
-        push=channel(Channel.PUSH.value),
+        push=push,
+        retract=channel(Channel.RETRACT.value),
+        push_outcome=PushOutcome(outcome) if outcome else None,
         acked_at=number("ackedAt"),
+        read_at=number("readAt"),
+        archived_at=number("archivedAt"),
         expires_at=start + ttl if ttl else None,
         nh_notification_id=str(entity.get("nhNotificationId") or ""),
+        suppressed_rule=str(entity.get("suppressedRule") or ""),
+        deferred_until=number("deferredUntil"),
+        deferred_by=str(entity.get("deferredBy") or ""),
     )
 
 
 def state_columns(state: DeliveryState) -> dict[str, Any]:
     """The columns holding ``state`` (times always as floats: an int beyond 2**31 would not fit Int32)."""
-    columns: dict[str, Any] = {"status": state.status.value, "ackedAt": float(state.acked_at)}
+    columns: dict[str, Any] = {
+        "status": state.status.value,
+        "ackedAt": float(state.acked_at),
+        "readAt": float(state.read_at),
+        "archivedAt": float(state.archived_at),
+        "deferredUntil": float(state.deferred_until),
+    }
     for channel in Channel:
         current = state.channel(channel)
         columns[f"{channel}ClaimId"] = current.claim_id
         columns[f"{channel}ClaimedAt"] = float(current.claimed_at)
         columns[f"{channel}SentAt"] = float(current.sent_at)
-    if state.nh_notification_id:
-        columns["nhNotificationId"] = state.nh_notification_id
+    columns["pushOutcome"] = state.push_outcome.value if state.push_outcome else ""
+    columns["nhNotificationId"] = state.nh_notification_id
+    columns["suppressedRule"] = state.suppressed_rule
+    columns["deferredBy"] = state.deferred_by
     return columns
 
 
@@ -171,6 +194,7 @@ class DeliveryStore:
             "ttlSeconds": notification.ttl_seconds or 0,
             "enqueuedAt": float(notification.enqueued_at or 0.0),
             "acceptedAt": float(accepted_at),
+            "critical": notification.critical,
             **state_columns(state),
         }
         try:

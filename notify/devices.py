@@ -289,8 +289,8 @@ class DeviceRegistry:
     def has_devices(self, user_id: str) -> bool:
         """True when the user has at least one registered device (one partition query)."""
         with _table_errors("query device index"):
-            entities = self._table.query_entities(
-                "PartitionKey eq @pk",
+            entities = self._table.query_entities(  # rows from "~" on are the user's other rows
+                "PartitionKey eq @pk and RowKey lt '~'",
                 parameters={"pk": _index_partition(user_key(user_id))},
                 select=["RowKey"],
                 results_per_page=1,

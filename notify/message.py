@@ -22,6 +22,7 @@ from notify.push_templates import (
     PNS_PAYLOAD_LIMIT_BYTES,
     PROPERTY_NAMES,
     SUPPORTED_PLATFORMS,
+    PushOptions,
     check_payload_size,
     template_body,
     template_properties,
@@ -51,6 +52,7 @@ _ALLOWED = frozenset(
         "delivery",
         "ttlSeconds",
         "enqueuedAt",
+        "critical",
     }
 )
 # Deterministic ids for messages that came without one: the same queue message id gives the same id.
@@ -83,6 +85,8 @@ def format_message(notification: Notification) -> str:
         message["enqueuedAt"] = notification.enqueued_at
     if notification.ttl_seconds is not None:
         message["ttlSeconds"] = notification.ttl_seconds
+    if notification.critical:
+        message["critical"] = True
     for name, value in message.items():
         if unstorable(value):
             raise InvalidMessageError(f"{name} holds a lone surrogate or is not JSON", field=name)
@@ -115,9 +119,11 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
         delivery=_delivery(document),
         ttl_seconds=_ttl(document),
         enqueued_at=_enqueued_at(document),
+        critical=_critical(document),
     )
     if notification.delivery is not Delivery.REALTIME:
-        properties = template_properties(notification)
+        # The largest the property bag gets: no TTL ("2419200s") and the longer priority name.
+        properties = template_properties(notification, PushOptions("normal"), now=0.0)
         try:
             if _push_may_exceed_limit(properties):
                 check_payload_size(properties)
@@ -171,6 +177,7 @@ def validate_document(document: Any) -> None:
     _delivery(document)
     _ttl(document)
     _enqueued_at(document)
+    _critical(document)
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -273,3 +280,10 @@ def _enqueued_at(document: dict[str, Any]) -> float | None:
     if not ok or value < 0:
         raise InvalidMessageError("enqueuedAt must be a non-negative number of unix seconds", "enqueuedAt")
     return float(value)
+
+
+def _critical(document: dict[str, Any]) -> bool:
+    value = document.get("critical", False)
+    if not isinstance(value, bool):
+        raise InvalidMessageError("critical must be true or false", field="critical")
+    return value

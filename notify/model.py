@@ -32,6 +32,7 @@ class Notification:
     delivery: Delivery = Delivery.AUTO
     ttl_seconds: int | None = None
     enqueued_at: float | None = None  # unix seconds, set by the producer; used for latency logs
+    critical: bool = False  # bypasses the user's mutes and quiet hours, pushed with high priority
 
     def envelope(self) -> dict[str, Any]:
         """The in-app message sent over Web PubSub (docs/CLIENT-PROTOCOL.md, "The in-app envelope")."""

@@ -1,56 +1,71 @@
 """Execute delivery decisions: feed events into :mod:`notify.delivery_machine`, write, act.
 
-The notifier makes no delivery decision itself. For each input (a notification from the queue, an ack
-deadline, a client's ack) it builds an event, asks :func:`~notify.delivery_machine.decide` for the
-transition, writes the next state conditionally (:func:`advance`: on a conflict it reads the row again and
-decides again) and then executes the transition's actions in order: send in-app, push, enqueue a deadline,
-re-enqueue for a re-check, record an outcome. A send reports its result as the next event
-(``RealtimeSent``, ``PushSent``, ``SendFailed``, ``SendInterrupted``), which goes through the same loop.
+The notifier makes no delivery decision itself. For each input (a notification from the queue, a deadline
+message, a client's ack, an inbox read or archive) it builds an event, asks
+:func:`~notify.delivery_machine.decide` for the transition, writes the next state conditionally
+(:func:`advance`: on a conflict it reads the row again and decides again) and then executes the
+transition's actions in order: send in-app, push, retract, enqueue a deadline, re-enqueue for a re-check,
+read the user (``LoadUser``: decide again with the user's preferences), let the host retry, record an
+outcome. A send reports its result as the next event (``RealtimeSent``, ``PushSent``, ``RetractSent``,
+``SendFailed``, ``SendInterrupted``), which goes through the same loop.
 
-Delivery modes, exactly-once claims and the re-check of channels claimed elsewhere are described in
-:mod:`notify.delivery_machine`. Sends are retried within the retry policy; a transient failure that outlives
-it gives the claims back (``SendInterrupted``) and propagates, so the Functions host redelivers the message.
+The user is read once per notification (devices, preferences and, for ``auto``, presence) and turned
+into a :class:`~notify.delivery_machine.UserView` by :func:`notify.preferences.channel_gates`.
+Sends are retried within the retry policy; a transient failure that outlives it gives the claims back
+(``SendInterrupted``); the machine then lets the host redeliver the message (``RetryByHost``: the error
+propagates), or, for a retract, schedules another try.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from azure.core.exceptions import AzureError
 
 from notify.deliveries import SERVICE, DeliveryRecord, DeliveryStore, expiry_of, translate_azure_error
 from notify.delivery_machine import (
     Acked,
+    Archived,
     Arrived,
     Channel,
     DeadlinePassed,
     Event,
+    LoadUser,
     PushOutcome,
     PushSent,
+    Read,
     RealtimeSent,
     Recheck,
     RecordOutcome,
+    RetractSent,
+    RetryByHost,
     Rules,
     ScheduleDeadline,
     SendFailed,
     SendInterrupted,
     SendPush,
     SendRealtime,
+    SendRetract,
     Transition,
+    UserView,
     decide,
     new_state,
 )
 from notify.message import format_message
 from notify.model import Delivery, Notification
-from notify.presence import PresenceStore
+from notify.preferences import channel_gates
+from notify.push_templates import PushOptions
+from notify.user_state import UserState
 from shared.errors import NotifyError, TransientError
 from shared.log import log_outcome
 from shared.retry import RetryPolicy, call_with_retry
+from shared.settings import NotificationTypeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +84,14 @@ class PushResultLike(Protocol):
 
 
 class PushSending(Protocol):
-    """Sends a notification as a push (``notify.push.PushSender``)."""
+    """Sends pushes (``notify.push.PushSender``)."""
 
-    def send(self, notification: Notification) -> PushResultLike:
+    def send(self, notification: Notification, options: PushOptions) -> PushResultLike:
         """Push the notification; raise TransientError (retryable) or another NotifyError."""
+        ...
+
+    def retract(self, user_id: str, notification_id: str, expires_at: float | None) -> PushResultLike:
+        """Send the silent retract; raise TransientError (retryable) or another NotifyError."""
         ...
 
 
@@ -81,6 +100,14 @@ class RealtimeSending(Protocol):
 
     def send(self, notification: Notification) -> None:
         """Send the envelope to the user's connections; raise TransientError or another NotifyError."""
+        ...
+
+
+class UserReading(Protocol):
+    """Reads what decisions need to know about a user (``notify.user_state.UserDirectory``)."""
+
+    def read(self, user_id: str, presence: bool = False) -> UserState:
+        """Devices, preferences and (when asked) presence; raise TransientError / UpstreamError."""
         ...
 
 
@@ -129,7 +156,7 @@ class Notifier:
     def __init__(
         self,
         deliveries: DeliveryStore,
-        presence: PresenceStore,
+        users: UserReading,
         realtime: RealtimeSending,
         push: PushSending,
         deadline_queue: MessageQueue,
@@ -138,9 +165,10 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         recheck_queue: MessageQueue | None = None,
         claim_lease_seconds: float = 120.0,
+        type_settings: Callable[[str], NotificationTypeSettings] = lambda _: NotificationTypeSettings(),
     ) -> None:
         self._deliveries = deliveries
-        self._presence = presence
+        self._users = users
         self._realtime = realtime
         self._push = push
         self._deadlines = deadline_queue
@@ -148,6 +176,7 @@ class Notifier:
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._recheck = recheck_queue
+        self._type_settings = type_settings
 
     @property
     def rules(self) -> Rules:
@@ -156,24 +185,24 @@ class Notifier:
 
     def handle(self, notification: Notification) -> None:
         """Deliver a notification from the queue. Raises TransientError when a retry may succeed."""
-        online = None
-        if notification.delivery is Delivery.AUTO:
-            online = self._presence.is_online(notification.user_id)
-        event = Arrived(new_claim_id(), online)
+        user = self._users.read(notification.user_id, presence=notification.delivery is Delivery.AUTO)
+        claim_id = new_claim_id()
         now = self._now()
+        event = Arrived(claim_id, self._view(user, notification, now))
         # Decided on the row to be: the insert already carries the first claim (one request, not two).
         row_to_be = new_state(notification.delivery, expiry_of(notification, now))
         first = decide(row_to_be, event, now, self._rules)
         record, created = self._deliveries.insert(notification, first.state, now)
         if created:
             self._trace(record, first)
-            self._execute(record, first, notification)
+            self._execute(record, first, notification, event.user)
             return
         logger.info("notification %s seen again (status %s)", notification.notification_id, record.status)
-        self._run(record, event, record.notification())
+        stored = record.notification()
+        self._run(record, Arrived(claim_id, self._view(user, stored, now)), stored)
 
     def handle_deadline(self, user_id: str, notification_id: str) -> None:
-        """The ack deadline of an ``auto`` notification passed: push unless acked (at most once)."""
+        """A deadline passed (ack deadline, end of a deferral, re-check): do what is due, if anything."""
         record = self._deliveries.get(user_id, notification_id)
         if record is None:
             logger.warning("deadline for unknown notification %s", notification_id)
@@ -182,64 +211,129 @@ class Notifier:
 
     def handle_ack(self, user_id: str, notification_id: str) -> bool:
         """Record the user's ack of an in-app message; False if the user has no such notification."""
+        return self._seen(user_id, notification_id, Acked(new_claim_id()))
+
+    def handle_read(self, user_id: str, notification_id: str) -> bool:
+        """Record that the user read the notification (inbox); a push that went out is retracted.
+
+        False if the user has no such notification. Raises TransientError / UpstreamError (storage).
+        """
+        return self._seen(user_id, notification_id, Read(new_claim_id()))
+
+    def handle_archived(self, user_id: str, notification_id: str) -> bool:
+        """Record that the user archived the notification (inbox); a push that went out is retracted."""
+        return self._seen(user_id, notification_id, Archived(new_claim_id()))
+
+    def _seen(self, user_id: str, notification_id: str, event: Acked | Read | Archived) -> bool:
         record = self._deliveries.get(user_id, notification_id)
         if record is None:
-            logger.info("ack for unknown notification %s ignored", notification_id)
+            logger.info("%s for unknown notification %s ignored", type(event).__name__, notification_id)
             return False
-        self._run(record, Acked(), record.notification())
+        self._run(record, event, record.notification())
         return True
 
-    def _run(self, record: DeliveryRecord, event: Event, notification: Notification) -> DeliveryRecord:
+    def _view(self, user: UserState, notification: Notification, now: float) -> UserView:
+        """What the preferences and the user's state say for this notification now."""
+        in_app, push = channel_gates(
+            notification.type,
+            notification.critical,
+            user.preferences,
+            self._type_settings(notification.type),
+            now,
+        )
+        return UserView(user.online, user.has_devices, in_app, push)
+
+    def _run(
+        self,
+        record: DeliveryRecord,
+        event: Event,
+        notification: Notification,
+        user: UserView | None = None,
+        cause: TransientError | None = None,
+    ) -> DeliveryRecord:
         record, step = advance(self._deliveries, record, event, self._rules, self._now)
+        wants_user = any(isinstance(a, LoadUser) for a in step.actions)
+        if wants_user and isinstance(event, DeadlinePassed | SendFailed):
+            view = user or self._view(self._users.read(record.user_id), notification, self._now())
+            event = dataclasses.replace(event, user=view)
+            record, step = advance(self._deliveries, record, event, self._rules, self._now)
         self._trace(record, step)
-        return self._execute(record, step, notification)
+        return self._execute(record, step, notification, user, cause)
 
     def _execute(
-        self, record: DeliveryRecord, step: Transition, notification: Notification
+        self,
+        record: DeliveryRecord,
+        step: Transition,
+        notification: Notification,
+        user: UserView | None = None,
+        cause: TransientError | None = None,
     ) -> DeliveryRecord:
         """Carry out the transition's actions in order; returns the row after the follow-up events."""
         for action in step.actions:
             if isinstance(action, SendRealtime):
-                record = self._send_realtime(record, action.claim_id, notification)
+                record = self._send_realtime(record, action.claim_id, notification, user)
             elif isinstance(action, SendPush):
                 record = self._send_push(record, action.claim_id, notification)
+            elif isinstance(action, SendRetract):
+                record = self._send_retract(record, action.claim_id, notification)
             elif isinstance(action, ScheduleDeadline):
                 self._enqueue_deadline(notification, action.delay_seconds)
             elif isinstance(action, Recheck):
                 self._recheck_later(notification, action)
             elif isinstance(action, RecordOutcome):
                 log_outcome(notification.notification_id, notification.user_id, action.channel,
-                            action.outcome, self._latency_ms(notification), level=action.level)
+                            action.outcome, self._latency_ms(notification), level=action.level,
+                            detail=action.detail)
+            elif isinstance(action, RetryByHost):
+                raise cause or TransientError("notifier", f"{notification.notification_id}: retry later")
+            elif isinstance(action, LoadUser):  # pragma: no cover - _run answers it before executing
+                raise RuntimeError(f"{step.name}: the user was loaded and still asked for")
             else:  # pragma: no cover - the union is exhausted above
                 raise TypeError(f"unknown action {action!r}")
         return record
 
     def _send_realtime(
-        self, record: DeliveryRecord, claim_id: str, notification: Notification
+        self, record: DeliveryRecord, claim_id: str, notification: Notification, user: UserView | None
     ) -> DeliveryRecord:
         try:
             call_with_retry(lambda: self._realtime.send(notification), self._retry, "web pubsub send")
-        except TransientError:
-            self._run(record, SendInterrupted(Channel.REALTIME, claim_id), notification)
-            raise
+        except TransientError as exc:
+            return self._run(record, SendInterrupted(Channel.REALTIME, claim_id), notification, cause=exc)
         except NotifyError as exc:
             logger.error("in-app send of %s failed: %s", notification.notification_id, exc.message)
-            return self._run(record, SendFailed(Channel.REALTIME, claim_id), notification)
-        return self._run(record, RealtimeSent(claim_id), notification)
+            return self._run(record, SendFailed(Channel.REALTIME, claim_id, user), notification, user)
+        return self._run(record, RealtimeSent(claim_id), notification, user)
 
-    def _send_push(
-        self, record: DeliveryRecord, claim_id: str, notification: Notification
-    ) -> DeliveryRecord:
+    def _send_push(self, record: DeliveryRecord, claim_id: str, notification: Notification) -> DeliveryRecord:
+        options = PushOptions(self._priority(notification), record.state.expires_at)
         try:
-            result = self._push.send(notification)  # the NH client retries each call itself
-        except TransientError:
-            self._run(record, SendInterrupted(Channel.PUSH, claim_id), notification)
-            raise
+            result = self._push.send(notification, options)  # the NH client retries each call itself
+        except TransientError as exc:
+            return self._run(record, SendInterrupted(Channel.PUSH, claim_id), notification, cause=exc)
         except NotifyError as exc:
             logger.error("push of %s failed: %s", notification.notification_id, exc.message)
             return self._run(record, SendFailed(Channel.PUSH, claim_id), notification)
         event = PushSent(claim_id, PushOutcome(result.outcome), result.nh_notification_id)
         return self._run(record, event, notification)
+
+    def _send_retract(
+        self, record: DeliveryRecord, claim_id: str, notification: Notification
+    ) -> DeliveryRecord:
+        try:
+            self._push.retract(notification.user_id, notification.notification_id, record.state.expires_at)
+        except TransientError as exc:
+            logger.warning("retract of %s failed transiently: %s", notification.notification_id, exc.message)
+            return self._run(record, SendInterrupted(Channel.RETRACT, claim_id), notification, cause=exc)
+        except NotifyError as exc:
+            logger.error("retract of %s failed: %s", notification.notification_id, exc.message)
+            return self._run(record, SendFailed(Channel.RETRACT, claim_id), notification)
+        return self._run(record, RetractSent(claim_id), notification)
+
+    def _priority(self, notification: Notification) -> Literal["high", "normal"]:
+        if notification.critical:
+            return "high"
+        settings = self._type_settings(notification.type)
+        return "high" if settings.critical else settings.priority
 
     def _recheck_later(self, notification: Notification, action: Recheck) -> None:
         """Another handler holds a claim: re-enqueue the notification to look again after its lease."""

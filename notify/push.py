@@ -1,15 +1,28 @@
-"""Push fallback: send a notification to all of a user's devices through a Notification Hubs template send."""
+"""Push through Notification Hubs template sends: a notification to all of a user's devices, or its retract.
+
+Whether the user has a device at all is known before (``notify.user_state``): this module only sends.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from notify.devices import DeviceRegistry, get_device_registry
 from notify.model import Notification
-from notify.push_templates import check_payload_size, template_properties
+from notify.push_templates import (
+    PushOptions,
+    check_payload_size,
+    notification_headers,
+    notification_tags,
+    retract_headers,
+    retract_properties,
+    retract_tags,
+    template_properties,
+)
 from shared.notification_hubs import NotificationHubsClient, get_notification_hubs_client
 from shared.user_keys import user_hash, user_tag
 
@@ -18,45 +31,53 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PushResult:
-    """What a push attempt did: ``pushed`` (with NH's notification id if it gave one) or ``no_devices``."""
+    """What a push did: ``pushed``, with NH's notification id if it gave one (Standard tier)."""
 
     outcome: Literal["pushed", "no_devices"]
     nh_notification_id: str | None = None
 
 
 class PushSender:
-    """Sends notifications as template pushes to the user's tag."""
+    """Sends notifications and retracts as template pushes to the user's tag."""
 
-    def __init__(self, nh_client: NotificationHubsClient, devices: DeviceRegistry) -> None:
+    def __init__(self, nh_client: NotificationHubsClient, clock: Callable[[], float] = time.time) -> None:
         self._nh = nh_client
-        self._devices = devices
+        self._clock = clock
 
-    def send(self, notification: Notification) -> PushResult:
-        """Push ``notification`` to the user's devices.
+    def send(self, notification: Notification, options: PushOptions) -> PushResult:
+        """Push ``notification`` to the user's devices with its collapse id, expiry and priority.
 
-        Raises InvalidMessageError when the payload would exceed the PNS limit, TransientError when NH or
-        storage stays unavailable through the retry budget, UpstreamError for other NH failures.
+        Raises InvalidMessageError when the payload would exceed the PNS limit, TransientError when NH
+        stays unavailable through the retry budget, UpstreamError for other NH failures.
         """
-        properties = template_properties(notification)
+        properties = template_properties(notification, options, self._clock())
         check_payload_size(properties)
-        if not self._devices.has_devices(notification.user_id):
-            logger.info(
-                "push skipped: notificationId %s user %s outcome no_devices",
-                notification.notification_id,
-                user_hash(notification.user_id),
-            )
-            return PushResult("no_devices")
-        result = self._nh.send_template(properties, user_tag(notification.user_id))
+        result = self._nh.send_template(
+            properties,
+            notification_tags(user_tag(notification.user_id)),
+            headers=notification_headers(notification.notification_id, options),
+        )
         logger.info(
-            "push sent: notificationId %s user %s outcome pushed nhNotificationId %s",
+            "push sent: notificationId %s user %s priority %s nhNotificationId %s",
             notification.notification_id,
             user_hash(notification.user_id),
+            options.priority,
             result.notification_id,
         )
+        return PushResult("pushed", result.notification_id)
+
+    def retract(self, user_id: str, notification_id: str, expires_at: float | None) -> PushResult:
+        """Send the silent retract of ``notification_id`` to the user's devices (errors as :meth:`send`)."""
+        result = self._nh.send_template(
+            retract_properties(notification_id, expires_at, self._clock()),
+            retract_tags(user_tag(user_id)),
+            headers=retract_headers(expires_at),
+        )
+        logger.info("retract sent: notificationId %s user %s", notification_id, user_hash(user_id))
         return PushResult("pushed", result.notification_id)
 
 
 @lru_cache(maxsize=1)
 def get_push_sender() -> PushSender:
     """The process-wide PushSender built from the settings."""
-    return PushSender(get_notification_hubs_client(), get_device_registry())
+    return PushSender(get_notification_hubs_client())

@@ -1,15 +1,33 @@
-"""The push templates installed on every device and the property bag a template send fills them with.
+"""The push templates installed on every device, the property bags and the APNs headers of each send.
 
-Every platform renders the same standard payload: ``notificationId``, ``title``, ``body``, ``type`` and
-``data`` (the notification's data as JSON text, because template properties are strings only), so the app
-can drop a push whose ``notificationId`` it already showed in-app. Templates use only ``$(name)``.
+Two templates per installation, both filled by Notification Hubs template sends (``$(name)`` only):
+
+* ``notify-v1``, the visible notification: ``kind`` ``notification``, ``notificationId``, ``collapseId``,
+  ``title``, ``body``, ``type`` and ``data`` (the notification's data as JSON text, because template
+  properties are strings only), so the app can drop a push whose ``notificationId`` it already showed;
+* ``notify-retract-v1``, tagged ``notify:retract``: the silent retract (``kind`` ``retract``,
+  ``notificationId``, ``collapseId``) that tells the app to remove a notification the user has seen since.
+  APNs: a background notification (``content-available``); FCM: a data-only message.
+
+A notification's send targets ``user:<key> && !notify:retract`` and a retract ``user:<key> &&
+notify:retract``, so each reaches exactly one template per device (installations registered before the
+retract template existed get notifications and no retracts until they register again).
+
+Every visible push carries its collapse id (APNs ``apns-collapse-id``, FCM ``android.notification.tag``),
+its expiry (APNs ``apns-expiration``, FCM ``android.ttl``) and its priority (APNs ``apns-priority`` 10 or 5,
+FCM ``android.priority`` HIGH or NORMAL). FCM's ``collapse_key`` is left out on purpose: FCM keeps at most
+four collapse keys per device, so one per notification would drop notifications for an offline device.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from notify.model import Notification
 from shared.errors import InvalidMessageError
@@ -17,13 +35,26 @@ from shared.errors import InvalidMessageError
 #: APNs and FCM v1 both reject payloads over 4 KB.
 PNS_PAYLOAD_LIMIT_BYTES = 4096
 TEMPLATE_NAME = "notify-v1"
-PROPERTY_NAMES = ("notificationId", "title", "body", "type", "data")
+RETRACT_TEMPLATE_NAME = "notify-retract-v1"
+RETRACT_TAG = "notify:retract"
+#: FCM's longest (and default) time to live; APNs stores without ``apns-expiration`` by its own policy.
+FCM_MAX_TTL_SECONDS = 28 * 24 * 3600
+APNS_COLLAPSE_ID_MAX_BYTES = 64
+PROPERTY_NAMES = ("notificationId", "collapseId", "title", "body", "type", "data", "ttl", "androidPriority")
+Priority = Literal["high", "normal"]
 
 _FCMV1_TEMPLATE: dict[str, object] = {
     "message": {
         "notification": {"title": "$(title)", "body": "$(body)"},
+        "android": {
+            "ttl": "$(ttl)",
+            "priority": "$(androidPriority)",
+            "notification": {"tag": "$(collapseId)"},
+        },
         "data": {
+            "kind": "notification",
             "notificationId": "$(notificationId)",
+            "collapseId": "$(collapseId)",
             "title": "$(title)",
             "body": "$(body)",
             "type": "$(type)",
@@ -33,38 +64,129 @@ _FCMV1_TEMPLATE: dict[str, object] = {
 }
 _APNS_TEMPLATE: dict[str, object] = {
     "aps": {"alert": {"title": "$(title)", "body": "$(body)"}, "sound": "default"},
+    "kind": "notification",
     "notificationId": "$(notificationId)",
+    "collapseId": "$(collapseId)",
     "type": "$(type)",
     "data": "$(data)",
 }
+_FCMV1_RETRACT: dict[str, object] = {
+    "message": {
+        "android": {"ttl": "$(ttl)", "priority": "NORMAL"},
+        "data": {"kind": "retract", "notificationId": "$(notificationId)", "collapseId": "$(collapseId)"},
+    }
+}
+_APNS_RETRACT: dict[str, object] = {
+    "aps": {"content-available": 1},
+    "kind": "retract",
+    "notificationId": "$(notificationId)",
+    "collapseId": "$(collapseId)",
+}
 _TEMPLATES: dict[str, dict[str, object]] = {"fcmv1": _FCMV1_TEMPLATE, "apns": _APNS_TEMPLATE}
+_RETRACTS: dict[str, dict[str, object]] = {"fcmv1": _FCMV1_RETRACT, "apns": _APNS_RETRACT}
 SUPPORTED_PLATFORMS = tuple(_TEMPLATES)
 
 _EXPRESSION = re.compile(r"\$\((\w+)\)")
 
 
+def _text(template: Mapping[str, object]) -> str:
+    return json.dumps(template, separators=(",", ":"))
+
+
 def template_body(platform: str) -> str:
-    """The template body (JSON text) for ``fcmv1`` or ``apns``; raise KeyError for another platform."""
-    return json.dumps(_TEMPLATES[platform], separators=(",", ":"))
+    """The notification template body (JSON text) for ``fcmv1`` or ``apns``; KeyError for another."""
+    return _text(_TEMPLATES[platform])
 
 
-def installation_templates(platform: str) -> dict[str, dict[str, str]]:
+def retract_template_body(platform: str) -> str:
+    """The retract template body (JSON text) for ``fcmv1`` or ``apns``; KeyError for another."""
+    return _text(_RETRACTS[platform])
+
+
+def installation_templates(platform: str) -> dict[str, dict[str, object]]:
     """The ``templates`` member of an installation for ``platform``."""
-    return {TEMPLATE_NAME: {"body": template_body(platform)}}
+    return {
+        TEMPLATE_NAME: {"body": template_body(platform)},
+        RETRACT_TEMPLATE_NAME: {"body": retract_template_body(platform), "tags": [RETRACT_TAG]},
+    }
 
 
-def template_properties(notification: Notification) -> dict[str, str]:
-    """The all-string property bag for a template send of ``notification``."""
+def notification_tags(user_tag: str) -> str:
+    """The tag expression of a notification's send: the user's devices, the notification template."""
+    return f"{user_tag} && !{RETRACT_TAG}"
+
+
+def retract_tags(user_tag: str) -> str:
+    """The tag expression of a retract: the user's devices, the retract template."""
+    return f"{user_tag} && {RETRACT_TAG}"
+
+
+def collapse_id(notification_id: str) -> str:
+    """The collapse id of a notification: its id, or a digest when it exceeds APNs' 64 bytes."""
+    if len(notification_id.encode("utf-8")) <= APNS_COLLAPSE_ID_MAX_BYTES:
+        return notification_id
+    return "h-" + hashlib.sha256(notification_id.encode("utf-8")).hexdigest()[:62]
+
+
+def ttl_seconds(expires_at: float | None, now: float) -> int:
+    """Seconds a push may still be delivered: until ``expires_at``, else FCM's maximum."""
+    if expires_at is None:
+        return FCM_MAX_TTL_SECONDS
+    return max(0, min(FCM_MAX_TTL_SECONDS, math.floor(expires_at - now)))
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """How one push is sent: its priority and until when it may be delivered."""
+
+    priority: Priority = "high"
+    expires_at: float | None = None
+
+
+def template_properties(notification: Notification, options: PushOptions, now: float) -> dict[str, str]:
+    """The all-string property bag for the template send of ``notification``."""
     return {
         "notificationId": notification.notification_id,
+        "collapseId": collapse_id(notification.notification_id),
         "title": notification.title,
         "body": notification.body,
         "type": notification.type,
         "data": json.dumps(notification.data, separators=(",", ":"), ensure_ascii=False),
+        "ttl": f"{ttl_seconds(options.expires_at, now)}s",
+        "androidPriority": "HIGH" if options.priority == "high" else "NORMAL",
     }
 
 
-def render_payload(platform: str, properties: Mapping[str, str]) -> str:
+def retract_properties(notification_id: str, expires_at: float | None, now: float) -> dict[str, str]:
+    """The property bag of the retract of ``notification_id``."""
+    return {
+        "notificationId": notification_id,
+        "collapseId": collapse_id(notification_id),
+        "ttl": f"{ttl_seconds(expires_at, now)}s",
+    }
+
+
+def notification_headers(notification_id: str, options: PushOptions) -> dict[str, str]:
+    """The APNs headers of a notification's send (NH passes ``apns-*`` headers to APNs)."""
+    headers = {
+        "apns-push-type": "alert",
+        "apns-priority": "10" if options.priority == "high" else "5",
+        "apns-collapse-id": collapse_id(notification_id),
+    }
+    if options.expires_at is not None:
+        headers["apns-expiration"] = str(max(0, math.floor(options.expires_at)))
+    return headers
+
+
+def retract_headers(expires_at: float | None) -> dict[str, str]:
+    """The APNs headers of a retract: a background push, which APNs requires to be priority 5."""
+    headers = {"apns-push-type": "background", "apns-priority": "5"}
+    if expires_at is not None:
+        headers["apns-expiration"] = str(max(0, math.floor(expires_at)))
+    return headers
+
+
+def render_payload(platform: str, properties: Mapping[str, str], retract: bool = False) -> str:
     """What NH will hand the PNS for ``platform``: the template with each ``$(name)`` substituted."""
     bag = {name.lower(): value for name, value in properties.items()}
 
@@ -75,7 +197,8 @@ def render_payload(platform: str, properties: Mapping[str, str]) -> str:
             return {key: render(value) for key, value in node.items()}
         return node
 
-    return json.dumps(render(_TEMPLATES[platform]), separators=(",", ":"), ensure_ascii=False)
+    template = (_RETRACTS if retract else _TEMPLATES)[platform]
+    return json.dumps(render(template), separators=(",", ":"), ensure_ascii=False)
 
 
 def check_payload_size(properties: Mapping[str, str]) -> None:

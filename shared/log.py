@@ -20,23 +20,25 @@ def log_outcome(
     outcome: str,
     latency_ms: float | None = None,
     level: int = logging.INFO,
+    detail: str = "",
 ) -> None:
-    """Log one delivery outcome (``channel`` realtime|push|none, ``outcome`` e.g. sent, pushed, expired)."""
+    """Log one delivery outcome (``channel`` realtime|push|retract|none, ``outcome`` e.g. sent, pushed).
+
+    ``detail`` says more where an outcome has more to say: the rule that suppressed, the deferral's time.
+    """
     hashed = user_hash(user_id)
     latency = None if latency_ms is None else round(latency_ms, 1)
-    logger.log(
-        level,
-        "delivery notificationId=%s userHash=%s channel=%s outcome=%s latencyMs=%s",
-        notification_id,
-        hashed,
-        channel,
-        outcome,
-        latency,
-        extra={
-            "notificationId": notification_id,
-            "userHash": hashed,
-            "channel": channel,
-            "outcome": outcome,
-            "latencyMs": latency,
-        },
-    )
+    extra: dict[str, object] = {
+        "notificationId": notification_id,
+        "userHash": hashed,
+        "channel": channel,
+        "outcome": outcome,
+        "latencyMs": latency,
+    }
+    message = "delivery notificationId=%s userHash=%s channel=%s outcome=%s latencyMs=%s"
+    args: tuple[object, ...] = (notification_id, hashed, channel, outcome, latency)
+    if detail:
+        extra["detail"] = detail
+        message += " detail=%s"
+        args += (detail,)
+    logger.log(level, message, *args, extra=extra)

@@ -196,13 +196,21 @@ class NotificationHubsClient:
             "DELETE", self._installation_url(installation_id), "delete installation", allow_statuses=(404,)
         )
 
-    def send_template(self, properties: Mapping[str, str], tag_expression: str) -> SendResult:
-        """Send a template notification (string properties only) to a tag expression."""
+    def send_template(
+        self,
+        properties: Mapping[str, str],
+        tag_expression: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendResult:
+        """Send a template notification (string properties only) to a tag expression.
+
+        ``headers``: ``apns-*`` headers, which NH passes to APNs for the installations on APNs.
+        """
         for name, value in properties.items():
             if not isinstance(value, str):
                 raise BadRequestError(f"template property {name!r} must be a string", field=name)
         body = json.dumps(dict(properties), separators=(",", ":")).encode("utf-8")
-        return self._send(body, "template", tag_expression, {})
+        return self._send(body, "template", tag_expression, dict(headers or {}))
 
     def send_native(
         self,

@@ -6,10 +6,13 @@ configuration; a missing or malformed setting raises :class:`ConfigurationError`
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, Literal
 
 from shared.errors import ConfigurationError
 
@@ -33,7 +36,24 @@ DEFAULTS: dict[str, str] = {
     "AUTH_DEV_AUDIENCE": "notify",
     "RETRY_MAX_ATTEMPTS": "4",
     "RETRY_BUDGET_SECONDS": "20",
+    "NOTIFICATION_TYPES": "{}",
 }
+
+#: The type entry that applies to every type without an entry of its own.
+ANY_TYPE = "*"
+_TYPE_NAME = re.compile(r"[^\x00-\x1f]{1,64}")
+
+
+@dataclass(frozen=True)
+class NotificationTypeSettings:
+    """Defaults for one notification type (``NOTIFICATION_TYPES``); a user's preferences override them."""
+
+    in_app: bool = True
+    push: bool = True
+    quiet_hours: Literal["defer", "drop"] = "defer"  # what quiet hours do to a push of this type
+    priority: Literal["high", "normal"] = "high"  # APNs 10 / 5, FCM HIGH / NORMAL
+    critical: bool = False  # bypasses mutes and quiet hours, always high priority
+
 
 
 @dataclass(frozen=True)
@@ -94,6 +114,12 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     retry_max_attempts: int = 4
     retry_budget_seconds: float = 20.0
+    notification_types: Mapping[str, NotificationTypeSettings] = field(default_factory=dict)
+
+    def type_settings(self, notification_type: str) -> NotificationTypeSettings:
+        """The defaults for ``notification_type``: its own entry, else ``"*"``, else the built-in ones."""
+        types = self.notification_types
+        return types.get(notification_type) or types.get(ANY_TYPE) or NotificationTypeSettings()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -115,6 +141,7 @@ class Settings:
             auth=_auth(reader),
             retry_max_attempts=reader.integer("RETRY_MAX_ATTEMPTS", minimum=1, maximum=10),
             retry_budget_seconds=float(reader.integer("RETRY_BUDGET_SECONDS", minimum=1, maximum=600)),
+            notification_types=_notification_types(reader),
         )
 
 
@@ -225,3 +252,38 @@ def _auth(reader: _Reader) -> AuthSettings:
         dev_issuer=reader.required("AUTH_DEV_ISSUER"),
         dev_audience=reader.required("AUTH_DEV_AUDIENCE"),
     )
+
+
+_TYPE_FIELDS = {"inApp": "in_app", "push": "push", "quietHours": "quiet_hours", "priority": "priority",
+                "critical": "critical"}
+_TYPE_CHOICES: dict[str, tuple[str, ...]] = {"quietHours": ("defer", "drop"), "priority": ("high", "normal")}
+
+
+def _notification_types(reader: _Reader) -> dict[str, NotificationTypeSettings]:
+    raw = reader.required("NOTIFICATION_TYPES")
+    name = "NOTIFICATION_TYPES"
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ConfigurationError(name, "must be a JSON object of type name -> defaults") from None
+    if not isinstance(document, dict):
+        raise ConfigurationError(name, "must be a JSON object of type name -> defaults")
+    result: dict[str, NotificationTypeSettings] = {}
+    for type_name, entry in document.items():
+        if not _TYPE_NAME.fullmatch(type_name):
+            raise ConfigurationError(name, f"type name {type_name!r} must be 1-64 printable characters")
+        if not isinstance(entry, dict):
+            raise ConfigurationError(name, f"the entry of {type_name!r} must be a JSON object")
+        values: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key not in _TYPE_FIELDS:
+                allowed = ", ".join(_TYPE_FIELDS)
+                raise ConfigurationError(name, f"{type_name}.{key} is not a setting; expected {allowed}")
+            choices = _TYPE_CHOICES.get(key)
+            ok = value in choices if choices else isinstance(value, bool)
+            if not ok:
+                expected = " or ".join(choices) if choices else "true or false"
+                raise ConfigurationError(name, f"{type_name}.{key} must be {expected}, got {value!r}")
+            values[_TYPE_FIELDS[key]] = value
+        result[type_name] = NotificationTypeSettings(**values)
+    return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -191,6 +192,29 @@ def _fcm_v1_problem(payload_text: str) -> str | None:
         not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values())
     ):
         return "InvalidPayload: FCM v1 'message.data' must map keys to string values only."
+    android = message.get("android")
+    if isinstance(android, dict):
+        # AndroidConfig: ttl is a google.protobuf.Duration in JSON ("3.5s"), priority NORMAL or HIGH.
+        ttl = android.get("ttl")
+        if ttl is not None and not (isinstance(ttl, str) and _DURATION.fullmatch(ttl)):
+            return f"InvalidPayload: FCM v1 'message.android.ttl' must be a duration like '60s', got {ttl!r}."
+        priority = android.get("priority")
+        if priority is not None and priority not in ("NORMAL", "HIGH"):
+            return f"InvalidPayload: FCM v1 'message.android.priority' must be NORMAL or HIGH: {priority!r}."
+    return None
+
+
+_DURATION = re.compile(r"\d{1,12}(\.\d{1,9})?s")
+APNS_COLLAPSE_ID_MAX_BYTES = 64
+
+
+def _apns_problem(headers: Mapping[str, str]) -> str | None:
+    """What APNs would answer 400 to (BadCollapseId, BadPriority), or None."""
+    collapse = headers.get("apns-collapse-id")
+    if collapse is not None and len(collapse.encode("utf-8")) > APNS_COLLAPSE_ID_MAX_BYTES:
+        return f"BadCollapseId: apns-collapse-id is over {APNS_COLLAPSE_ID_MAX_BYTES} bytes."
+    if headers.get("apns-push-type") == "background" and headers.get("apns-priority") == "10":
+        return "BadPriority: a background push must be sent with apns-priority 5."
     return None
 
 
@@ -214,6 +238,8 @@ def _push(
         )
     if failure is None and platform == "fcmv1":
         failure = _fcm_v1_problem(payload_text)
+    if failure is None and platform == "apns":
+        failure = _apns_problem(headers)
     return {
         "id": str(uuid.uuid4()),
         "notificationId": notification_id,

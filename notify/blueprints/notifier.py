@@ -17,8 +17,8 @@ from azure.storage.queue import QueueClient
 from notify.deliveries import DeliveryStore, translate_azure_error
 from notify.message import notification_id_is_valid, parse_message
 from notify.notifier import MessageQueue, Notifier, PushSending
-from notify.presence import PresenceStore
 from notify.realtime import get_realtime_sender
+from notify.user_state import get_user_directory
 from shared.clients import get_queue_client, get_table_client
 from shared.errors import InvalidMessageError
 from shared.json_input import JsonInputError, parse_json
@@ -127,11 +127,12 @@ def get_notifier() -> Notifier:
     deadlines: MessageQueue = get_queue_client(settings.deadlines_queue)
     return Notifier(
         deliveries=DeliveryStore(get_table_client(settings.deliveries_table)),
-        presence=PresenceStore(get_table_client(settings.presence_table)),
+        users=get_user_directory(),
         realtime=get_realtime_sender(),
         push=_push_sender(settings),
         deadline_queue=deadlines,
         ack_timeout_seconds=settings.ack_timeout_seconds,
         retry=retry_policy(settings),
         recheck_queue=get_queue_client(settings.notifications_queue),
+        type_settings=settings.type_settings,
     )

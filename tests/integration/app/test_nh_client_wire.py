@@ -10,7 +10,7 @@ import pytest
 from devstack.net import free_port
 from devstack.notificationhubs.emulator import RunningNotificationHubs
 from notify.model import Notification
-from notify.push_templates import installation_templates, template_properties
+from notify.push_templates import PushOptions, installation_templates, notification_tags, template_properties
 from shared.errors import BadRequestError, TransientError, UpstreamError
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
@@ -67,7 +67,8 @@ def test_template_send_renders_on_the_device(
 ) -> None:
     client.put_installation(_installation("dev-2"))
     notification = Notification(notification_id="nid-7", user_id="alice", title="T", body="B", data={"k": 1})
-    result = client.send_template(template_properties(notification), "user:alice")
+    properties = template_properties(notification, PushOptions(), now=0.0)
+    result = client.send_template(properties, notification_tags("user:alice"))
     assert result.status in (200, 201)
     assert result.notification_id
     (push,) = notification_hubs_emulator.wait_for_pushes(1, timeout=5, hub=nh_hub)
@@ -83,7 +84,7 @@ def test_429_then_success_pushes_once(
 ) -> None:
     client.put_installation(_installation("dev-3"))
     notification_hubs_emulator.inject_fault(status=429, count=1, retry_after=0, path="/messages")
-    client.send_template({"title": "x"}, "user:alice")
+    client.send_template({"title": "x"}, notification_tags("user:alice"))
     assert len(notification_hubs_emulator.wait_for_pushes(1, timeout=5, hub=nh_hub)) == 1
     assert len(notification_hubs_emulator.pushes(hub=nh_hub)) == 1
 
@@ -94,7 +95,7 @@ def test_persistent_503_raises_transient_after_budget(
     client.put_installation(_installation("dev-4"))
     notification_hubs_emulator.inject_fault(status=503, count=10, path="/messages")
     with pytest.raises(TransientError) as info:
-        client.send_template({"title": "x"}, "user:alice")
+        client.send_template({"title": "x"}, notification_tags("user:alice"))
     assert info.value.upstream_status == 503
     # The policy allows 3 attempts: 3 of the 10 armed faults were used.
     assert [f["count"] for f in notification_hubs_emulator.state.faults.armed()] == [7]
@@ -106,7 +107,7 @@ def test_403_with_retry_after_is_retried(
 ) -> None:
     client.put_installation(_installation("dev-5"))
     notification_hubs_emulator.inject_fault(status=403, count=1, retry_after=0, path="/messages")
-    client.send_template({"title": "x"}, "user:alice")
+    client.send_template({"title": "x"}, notification_tags("user:alice"))
     assert len(notification_hubs_emulator.wait_for_pushes(1, timeout=5, hub=nh_hub)) == 1
 
 
@@ -116,11 +117,11 @@ def test_403_without_retry_after_is_permanent(
     client.put_installation(_installation("dev-6"))
     notification_hubs_emulator.inject_fault(status=403, count=1, path="/messages")
     with pytest.raises(UpstreamError) as info:
-        client.send_template({"title": "x"}, "user:alice")
+        client.send_template({"title": "x"}, notification_tags("user:alice"))
     assert not isinstance(info.value, TransientError)
     assert info.value.upstream_status == 403
     assert notification_hubs_emulator.pushes(hub=nh_hub) == []
-    client.send_template({"title": "x"}, "user:alice")  # the fault was used once, not retried past
+    client.send_template({"title": "x"}, notification_tags("user:alice"))  # the fault was used once
     assert len(notification_hubs_emulator.wait_for_pushes(1, timeout=5, hub=nh_hub)) == 1
 
 

@@ -43,6 +43,7 @@ from notify.notifier import Notifier
 from notify.presence import PresenceStore
 from notify.push import PushSender
 from notify.realtime import RealtimeSender
+from notify.user_state import UserDirectory
 from shared.errors import TransientError
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
@@ -78,6 +79,7 @@ class Stack:
     push: PushSender
     devices: DeviceRegistry
     deliveries_table: TableClient
+    users: UserDirectory
 
     def pushes_to(self, user_id: str) -> list[dict[str, Any]]:
         return self.nh.pushes(hub=self.hub, tag=user_tag(user_id))
@@ -124,10 +126,11 @@ def stack(
     presence = PresenceStore(presence_table)
     realtime = RealtimeSender(wps)
     devices = DeviceRegistry(devices_table, nh_client)
-    push = PushSender(nh_client, devices)
+    push = PushSender(nh_client)
+    users = UserDirectory(devices_table, presence)
     notifier = Notifier(
         deliveries=deliveries,
-        presence=presence,
+        users=users,
         realtime=realtime,
         push=push,
         deadline_queue=deadlines,
@@ -151,6 +154,7 @@ def stack(
             push,
             devices,
             deliveries_table,
+            users,
         )
     finally:
         nh_client.close()
@@ -448,7 +452,7 @@ def test_push_is_retried_in_one_layer_only(stack: Stack) -> None:
 
 
 def test_zero_ack_timeout_trusts_presence(stack: Stack, connect: Any) -> None:
-    trusting = Notifier(stack.deliveries, stack.presence, stack.realtime, stack.push, stack.deadlines, 0)
+    trusting = Notifier(stack.deliveries, stack.users, stack.realtime, stack.push, stack.deadlines, 0)
     stack.register_device("lee")
     sock = connect("lee")
     document = notification("lee")
@@ -465,7 +469,7 @@ def test_permanent_in_app_failure_falls_back_to_push(
     wrong_key = webpubsub_emulator.connection_string.replace(webpubsub_emulator.access_key, "x" * 40)
     refused_client = WebPubSubServiceClient.from_connection_string(wrong_key, hub="h", retry_total=0)
     refused = RealtimeSender(refused_client)
-    notifier = Notifier(stack.deliveries, stack.presence, refused, stack.push, stack.deadlines, ACK_TIMEOUT)
+    notifier = Notifier(stack.deliveries, stack.users, refused, stack.push, stack.deadlines, ACK_TIMEOUT)
     stack.register_device("max")
     sock = connect("max")
     document = notification("max")
@@ -478,7 +482,7 @@ def test_permanent_in_app_failure_falls_back_to_push(
 
 def short_lease_notifier(stack: Stack, recheck: bool = True) -> tuple[Notifier, DeliveryStore]:
     notifier = Notifier(
-        stack.deliveries, stack.presence, stack.realtime, stack.push, stack.deadlines, ACK_TIMEOUT,
+        stack.deliveries, stack.users, stack.realtime, stack.push, stack.deadlines, ACK_TIMEOUT,
         recheck_queue=stack.notifications if recheck else None, claim_lease_seconds=1.0,
     )
     return notifier, stack.deliveries

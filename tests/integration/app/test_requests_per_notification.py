@@ -39,6 +39,7 @@ from notify.notifier import Notifier
 from notify.presence import PresenceStore
 from notify.push import PushSender
 from notify.realtime import RealtimeSender
+from notify.user_state import UserDirectory
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
 from tests.integration.app.test_notifier import (
@@ -162,9 +163,9 @@ def counted(
     devices = DeviceRegistry(tables.get_table_client(names["devices"]), nh_client)
     notifier = Notifier(
         deliveries=DeliveryStore(tables.get_table_client(names["deliveries"])),
-        presence=presence,
+        users=UserDirectory(tables.get_table_client(names["devices"]), presence),
         realtime=RealtimeSender(wps),
-        push=PushSender(nh_client, devices),
+        push=PushSender(nh_client),
         deadline_queue=deadlines,
         ack_timeout_seconds=1,
         retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),

@@ -14,41 +14,62 @@ import pytest
 from notify.delivery_machine import (
     DONE_STATUSES,
     EVENT_TYPES,
+    SEND_ACTIONS,
     TRANSITIONS,
     Acked,
     Action,
+    Archived,
     Arrived,
     Channel,
     ChannelState,
     DeadlinePassed,
     DeliveryState,
     Event,
+    LoadUser,
     PushOutcome,
     PushSent,
+    Read,
     RealtimeSent,
     Recheck,
     RecordOutcome,
+    RetractSent,
+    RetryByHost,
     Rules,
     ScheduleDeadline,
     SendFailed,
     SendInterrupted,
     SendPush,
     SendRealtime,
+    SendRetract,
     Status,
     Transition,
+    UserView,
     decide,
     new_state,
 )
 from notify.model import Delivery
+from notify.preferences import Gate, GateKind
 
 RULES = Rules(ack_timeout_seconds=10, claim_lease_seconds=120, recheck_seconds=5)
 T0 = 1_000.0
 LATER = T0 + RULES.claim_lease_seconds + 5  # every claim made at T0 has expired
 CLAIMS = ("c1", "c2")
+QUIET_END = T0 + 60.0
+MUTED = Gate(GateKind.SUPPRESS, "preferences.types.chat.push")
+QUIET = Gate(GateKind.DEFER, "preferences.quietHours", QUIET_END)
+ONLINE, OFFLINE = UserView(online=True), UserView(online=False)
+USERS = {
+    "online": UserView(online=True),
+    "offline": UserView(online=False),
+    "offline, no devices": UserView(online=False, has_devices=False),
+    "push muted": UserView(online=False, push=MUTED),
+    "online, in-app muted": UserView(online=True, in_app=Gate(GateKind.SUPPRESS, "preferences.channels.in")),
+    "quiet hours": UserView(online=False, push=QUIET),
+}
 
 
 def sends(actions: tuple[Action, ...]) -> list[Action]:
-    return [a for a in actions if isinstance(a, SendRealtime | SendPush)]
+    return [a for a in actions if type(a) in SEND_ACTIONS]
 
 
 def effects(actions: tuple[Action, ...]) -> list[Action]:
@@ -57,42 +78,83 @@ def effects(actions: tuple[Action, ...]) -> list[Action]:
 
 
 def all_events() -> list[Event]:
-    events: list[Event] = [Acked()]
+    """Every kind of event of handler "c1"; of "c2" (another handler), those that claim or release."""
+    events: list[Event] = []
     for claim in CLAIMS:
+        if claim == "c2":
+            events += [Arrived(claim, ONLINE), Arrived(claim, OFFLINE), DeadlinePassed(claim),
+                       DeadlinePassed(claim, OFFLINE), Acked(claim), SendInterrupted(Channel.PUSH, claim)]
+            continue
+        events += [Arrived(claim, user) for user in USERS.values()]
+        events += [DeadlinePassed(claim), *(DeadlinePassed(claim, user) for user in USERS.values())]
         events += [
-            Arrived(claim, True),
-            Arrived(claim, False),
-            DeadlinePassed(claim),
+            Acked(claim),
+            Read(claim),
+            Archived(claim),
             RealtimeSent(claim),
             PushSent(claim, PushOutcome.PUSHED, "nh-1"),
             PushSent(claim, PushOutcome.NO_DEVICES),
+            RetractSent(claim),
+            SendFailed(Channel.REALTIME, claim, USERS["offline"]),
+            SendFailed(Channel.REALTIME, claim),
         ]
         for channel in Channel:
             events += [SendFailed(channel, claim), SendInterrupted(channel, claim)]
     return events
 
 
-def reachable() -> Iterator[tuple[DeliveryState, float]]:
-    """Every (state, moment) reachable from a new record by any sequence of events, time moving forward."""
-    seen: set[tuple[DeliveryState, float]] = set()
-    queue: deque[tuple[DeliveryState, float]] = deque()
+def _claim_of(event: Event) -> str | None:
+    return getattr(event, "claim_id", None)
+
+
+def user_of(event: Event) -> UserView | None:
+    user: UserView | None = getattr(event, "user", None)
+    return user
+
+
+def _signature(state: DeliveryState, now: float) -> tuple[object, ...]:
+    """What decisions can tell apart: times only as before/after the moments the tests decide at."""
+
+    def channel(c: ChannelState) -> tuple[object, ...]:
+        return (c.claim_id, c.claimed_at > T0, c.sent)
+
+    marks = (state.acked_at > 0, state.read_at > 0, state.archived_at > 0)
+    deferral = (state.deferred_until, state.deferred_by)
+    return (state.delivery, state.status, state.expires_at, state.push_outcome, state.suppressed_rule, marks,
+            deferral, now, *(channel(state.channel(c)) for c in Channel))
+
+
+def exploring_events() -> list[Event]:
+    """The events the search follows: all of "c1", and "c2" claiming."""
+    return [e for e in all_events() if _claim_of(e) == "c1" or isinstance(e, Arrived | DeadlinePassed)]
+
+
+def reachable(depth: int = 3) -> Iterator[tuple[DeliveryState, float]]:
+    """(state, moment) pairs reachable from a new record in up to ``depth`` events, time moving forward.
+
+    One state per signature (what decisions can tell apart), so the search stays small and still reaches
+    every status in every mode.
+    """
+    seen: set[tuple[object, ...]] = set()
+    queue: deque[tuple[DeliveryState, float, int]] = deque()
     for mode, expiry in itertools.product(Delivery, (None, T0 + 60)):
-        queue.append((new_state(mode, expiry), T0))
-    events = all_events()
+        queue.append((new_state(mode, expiry), T0, 0))
+    events = exploring_events()
     while queue:
-        state, now = queue.popleft()
-        if (state, now) in seen:
+        state, now, steps = queue.popleft()
+        signature = _signature(state, now)
+        if signature in seen:
             continue
-        seen.add((state, now))
+        seen.add(signature)
         yield state, now
-        for event in events:
-            nxt = decide(state, event, now, RULES).state
-            for moment in (now, LATER):
-                if moment >= now and (nxt, moment) not in seen:
-                    queue.append((nxt, moment))
+        if steps == depth:
+            continue
+        for event, moment in itertools.product(events, (now, LATER)):
+            if moment >= now:
+                queue.append((decide(state, event, moment, RULES).state, moment, steps + 1))
 
 
-REACHABLE = list(reachable())
+REACHABLE = list(reachable(2))
 
 
 def test_every_status_and_event_pair_has_a_row() -> None:
@@ -105,8 +167,9 @@ def test_the_search_reaches_every_status_in_every_mode() -> None:
     # Events are fed in every mode, also those the notifier never produces there (a push result for a
     # realtime-only record): the invariants must hold whatever arrives.
     for mode in Delivery:
-        assert {s.status for s, _ in REACHABLE if s.delivery is mode} == set(Status), mode
-    assert len(REACHABLE) > 500  # the invariants below are checked on a real variety of states
+        found = {s.status for s, _ in REACHABLE if s.delivery is mode}
+        assert found | {Status.DEFERRED} == set(Status), mode  # realtime-only may never defer a push
+    assert len(REACHABLE) > 1500  # the invariants below are checked on a real variety of states
 
 
 @pytest.mark.parametrize("event", all_events(), ids=repr)
@@ -118,47 +181,64 @@ def test_invariants_hold_for_every_reachable_state(event: Event) -> None:
         after = step.state
         assert after.delivery == state.delivery and after.expires_at == state.expires_at, where
         for action in sends(step.actions):
-            channel = Channel.REALTIME if isinstance(action, SendRealtime) else Channel.PUSH
+            channel = SEND_ACTIONS[type(action)]
             # A send only ever happens under a claim the next state holds for the event's own handler.
             assert after.channel(channel).held_by(action.claim_id), where
-            assert isinstance(event, Arrived | DeadlinePassed | SendFailed), where
-            assert action.claim_id == event.claim_id, where
-            assert after.status not in (Status.FAILED, Status.EXPIRED), where
+            assert action.claim_id == _claim_of(event), where
+            if channel is not Channel.RETRACT:  # a retract is due whatever became of the record since
+                assert after.status not in (Status.FAILED, Status.EXPIRED), where
         for channel in Channel:
             before_ch, after_ch = state.channel(channel), after.channel(channel)
             if before_ch.sent:  # sent stays sent, with its first time
                 assert after_ch.sent_at == before_ch.sent_at, where
             live = before_ch.lease_remaining(now, RULES.claim_lease_seconds) > 0
-            mine = getattr(event, "claim_id", None) == before_ch.claim_id
-            if live and not mine:  # nobody takes or drops a live claim of another handler
+            if live and _claim_of(event) != before_ch.claim_id:  # nobody takes or drops another's live claim
                 assert after_ch.claim_id == before_ch.claim_id, where
         kinds = {type(a) for a in sends(step.actions)}
+        if SendRetract in kinds:  # never retract what was not pushed, or what the user has not seen
+            assert after.pushed and after.seen, where
+        if after.push.sent and not state.push.sent and not isinstance(event, PushSent):
+            # Only a push send marks the push sent, except "no devices", decided without one.
+            assert after.push_outcome is PushOutcome.NO_DEVICES and user_of(event) is not None, where
         if state.delivery is Delivery.REALTIME:
             assert SendPush not in kinds, where
         if state.delivery is Delivery.PUSH:
             assert SendRealtime not in kinds, where
         if state.delivery is Delivery.AUTO:
-            assert len(kinds) <= 1, where  # in-app or push, never both at once
-            if state.acked:
-                assert SendPush not in kinds, where
-        if state.acked:
-            assert after.acked_at == state.acked_at, where
-        if state.status is Status.ACKED:
-            assert after.status is Status.ACKED, where
+            assert len(kinds - {SendRetract}) <= 1, where  # in-app or push, never both at once
+        user = user_of(event)
+        claimed_push = SendPush in kinds and not state.push.held_by(_claim_of(event) or "")
+        if claimed_push:  # a new push claim: allowed by the preferences, due, and unseen
+            assert user is not None and user.push.kind is GateKind.ALLOW and user.has_devices, where
+            assert not state.seen, where
+        if SendRealtime in kinds and not state.realtime.held_by(_claim_of(event) or ""):
+            assert isinstance(user, UserView) and user.in_app.kind is GateKind.ALLOW, where
+        deferring = isinstance(user, UserView) and user.push.kind is GateKind.DEFER
+        if deferring and after.status is Status.DEFERRED and user is not None:
+            assert after.deferred_until == user.push.until, where
+        for mark in ("acked_at", "read_at", "archived_at"):
+            if getattr(state, mark):
+                assert getattr(after, mark) == getattr(state, mark), where
+        if state.status in (Status.ACKED, Status.READ) and after.status is not state.status:
+            assert after.status in (Status.READ, Status.RETRACTED), where
+        if any(isinstance(a, LoadUser) for a in step.actions):  # asked before anything is changed or sent
+            assert after == state and user is None and not sends(step.actions), where
 
 
-IDEMPOTENT = (Arrived, DeadlinePassed, RealtimeSent, PushSent, SendFailed)
+IDEMPOTENT = (Arrived, DeadlinePassed, Acked, Read, Archived, RealtimeSent, PushSent, RetractSent, SendFailed)
 
 
-@pytest.mark.parametrize("event", [e for e in all_events() if isinstance(e, IDEMPOTENT)], ids=repr)
+@pytest.mark.parametrize(
+    "event", [e for e in all_events() if isinstance(e, IDEMPOTENT) and _claim_of(e) == "c1"], ids=repr
+)
 def test_deciding_an_event_again_on_its_own_result_changes_nothing(event: Event) -> None:
-    """What makes a re-read after a lost answer or a conflict safe: the same sends, nothing new written."""
+    """What makes a re-read after a lost answer or a conflict safe: the same effects, nothing new written."""
     for state, now in REACHABLE:
         first = decide(state, event, now, RULES)
         again = decide(first.state, event, now, RULES)
         where = f"{event!r} on {state!r} at {now}"
         assert again.state == first.state, where
-        if first.state.status not in (Status.EXPIRED,):
+        if first.state.status is not Status.EXPIRED:
             assert effects(again.actions) == effects(first.actions), where
 
 
@@ -173,100 +253,295 @@ def test_a_decision_is_pure() -> None:
 SENT = ChannelState("c0", T0 - 5, T0 - 4)
 HELD = ChannelState("c0", T0 - 5)  # claimed by another handler, still live
 AUTO = DeliveryState(Delivery.AUTO)
+_PUSHED = dataclasses.replace(AUTO, status=Status.PUSHED, push=SENT, push_outcome=PushOutcome.PUSHED)
 CANONICAL: dict[Status, DeliveryState] = {
     Status.ACCEPTED: AUTO,
     Status.SENT_REALTIME: dataclasses.replace(AUTO, status=Status.SENT_REALTIME, realtime=SENT),
+    Status.DEFERRED: dataclasses.replace(
+        AUTO, status=Status.DEFERRED, realtime=SENT, deferred_until=QUIET_END, deferred_by="c0"
+    ),
     Status.ACKED: dataclasses.replace(AUTO, status=Status.ACKED, realtime=SENT, acked_at=T0 - 3),
-    Status.PUSHED: dataclasses.replace(AUTO, status=Status.PUSHED, push=SENT),
-    Status.NO_DEVICES: dataclasses.replace(AUTO, status=Status.NO_DEVICES, push=SENT),
+    Status.READ: dataclasses.replace(AUTO, status=Status.READ, read_at=T0 - 3),
+    Status.PUSHED: _PUSHED,
+    Status.NO_DEVICES: dataclasses.replace(
+        AUTO, status=Status.NO_DEVICES, push=SENT, push_outcome=PushOutcome.NO_DEVICES
+    ),
+    Status.SUPPRESSED: dataclasses.replace(AUTO, status=Status.SUPPRESSED, suppressed_rule=MUTED.rule),
+    Status.RETRACTED: dataclasses.replace(_PUSHED, status=Status.RETRACTED, acked_at=T0 - 3, retract=SENT),
     Status.FAILED: dataclasses.replace(AUTO, status=Status.FAILED, push=HELD),
     Status.EXPIRED: dataclasses.replace(AUTO, status=Status.EXPIRED),
 }
 EVENTS: dict[str, Event] = {
-    "arrived online": Arrived("c1", True),
-    "arrived offline": Arrived("c1", False),
+    "arrived online": Arrived("c1", USERS["online"]),
+    "arrived offline": Arrived("c1", USERS["offline"]),
+    "arrived, no devices": Arrived("c1", USERS["offline, no devices"]),
+    "arrived, push muted": Arrived("c1", USERS["push muted"]),
+    "arrived, in-app muted": Arrived("c1", USERS["online, in-app muted"]),
+    "arrived, quiet hours": Arrived("c1", USERS["quiet hours"]),
     "deadline": DeadlinePassed("c1"),
-    "acked": Acked(),
+    "deadline, user loaded": DeadlinePassed("c1", USERS["offline"]),
+    "deadline, push muted": DeadlinePassed("c1", USERS["push muted"]),
+    "deadline, quiet hours": DeadlinePassed("c1", USERS["quiet hours"]),
+    "acked": Acked("c1"),
+    "read": Read("c1"),
+    "archived": Archived("c1"),
     "realtime sent": RealtimeSent("c1"),
     "pushed": PushSent("c1", PushOutcome.PUSHED),
     "no devices": PushSent("c1", PushOutcome.NO_DEVICES),
-    "realtime failed": SendFailed(Channel.REALTIME, "c1"),
+    "retract sent": RetractSent("c1"),
+    "realtime failed": SendFailed(Channel.REALTIME, "c1", USERS["offline"]),
     "push failed": SendFailed(Channel.PUSH, "c1"),
-    "interrupted": SendInterrupted(Channel.PUSH, "c1"),
+    "retract failed": SendFailed(Channel.RETRACT, "c1"),
+    "push interrupted": SendInterrupted(Channel.PUSH, "c1"),
+    "retract interrupted": SendInterrupted(Channel.RETRACT, "c1"),
 }
-R, P, D, LOG = SendRealtime, SendPush, ScheduleDeadline, RecordOutcome
 S = Status
+R, P, X, D, C, U, H, LOG = (
+    SendRealtime, SendPush, SendRetract, ScheduleDeadline, Recheck, LoadUser, RetryByHost, RecordOutcome
+)
 EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.ACCEPTED, "arrived online"): (S.ACCEPTED, [R]),
     (S.ACCEPTED, "arrived offline"): (S.ACCEPTED, [P]),
-    (S.ACCEPTED, "deadline"): (S.ACCEPTED, [P]),
+    (S.ACCEPTED, "arrived, no devices"): (S.NO_DEVICES, [LOG]),
+    (S.ACCEPTED, "arrived, push muted"): (S.SUPPRESSED, [LOG]),
+    (S.ACCEPTED, "arrived, in-app muted"): (S.ACCEPTED, [P]),
+    (S.ACCEPTED, "arrived, quiet hours"): (S.DEFERRED, [LOG, D]),
+    (S.ACCEPTED, "deadline"): (S.ACCEPTED, [U]),
+    (S.ACCEPTED, "deadline, user loaded"): (S.ACCEPTED, [P]),
+    (S.ACCEPTED, "deadline, push muted"): (S.SUPPRESSED, [LOG]),
+    (S.ACCEPTED, "deadline, quiet hours"): (S.DEFERRED, [LOG, D]),
     (S.ACCEPTED, "acked"): (S.ACKED, [LOG]),
+    (S.ACCEPTED, "read"): (S.READ, [LOG]),
+    (S.ACCEPTED, "archived"): (S.ACCEPTED, [LOG]),
     (S.ACCEPTED, "realtime sent"): (S.SENT_REALTIME, [LOG, D]),
     (S.ACCEPTED, "pushed"): (S.PUSHED, [LOG]),
     (S.ACCEPTED, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.ACCEPTED, "retract sent"): (S.ACCEPTED, []),
     (S.ACCEPTED, "realtime failed"): (S.ACCEPTED, [LOG, P]),
     (S.ACCEPTED, "push failed"): (S.FAILED, [LOG]),
-    (S.ACCEPTED, "interrupted"): (S.ACCEPTED, [LOG]),
+    (S.ACCEPTED, "retract failed"): (S.ACCEPTED, [LOG]),
+    (S.ACCEPTED, "push interrupted"): (S.ACCEPTED, [LOG, H]),
+    (S.ACCEPTED, "retract interrupted"): (S.ACCEPTED, [LOG, D]),
     (S.SENT_REALTIME, "arrived online"): (S.SENT_REALTIME, [D]),
     (S.SENT_REALTIME, "arrived offline"): (S.SENT_REALTIME, [D]),
-    (S.SENT_REALTIME, "deadline"): (S.SENT_REALTIME, [P]),
+    (S.SENT_REALTIME, "arrived, no devices"): (S.SENT_REALTIME, [D]),
+    (S.SENT_REALTIME, "arrived, push muted"): (S.SENT_REALTIME, [D]),
+    (S.SENT_REALTIME, "arrived, in-app muted"): (S.SENT_REALTIME, [D]),
+    (S.SENT_REALTIME, "arrived, quiet hours"): (S.SENT_REALTIME, [D]),
+    (S.SENT_REALTIME, "deadline"): (S.SENT_REALTIME, [U]),
+    (S.SENT_REALTIME, "deadline, user loaded"): (S.SENT_REALTIME, [P]),
+    (S.SENT_REALTIME, "deadline, push muted"): (S.SUPPRESSED, [LOG]),
+    (S.SENT_REALTIME, "deadline, quiet hours"): (S.DEFERRED, [LOG, D]),
     (S.SENT_REALTIME, "acked"): (S.ACKED, [LOG]),
+    (S.SENT_REALTIME, "read"): (S.READ, [LOG]),
+    (S.SENT_REALTIME, "archived"): (S.SENT_REALTIME, [LOG]),
     (S.SENT_REALTIME, "realtime sent"): (S.SENT_REALTIME, [LOG, D]),
     (S.SENT_REALTIME, "pushed"): (S.PUSHED, [LOG]),
     (S.SENT_REALTIME, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.SENT_REALTIME, "retract sent"): (S.SENT_REALTIME, []),
     (S.SENT_REALTIME, "realtime failed"): (S.SENT_REALTIME, [LOG]),
     (S.SENT_REALTIME, "push failed"): (S.FAILED, [LOG]),
-    (S.SENT_REALTIME, "interrupted"): (S.SENT_REALTIME, [LOG]),
+    (S.SENT_REALTIME, "retract failed"): (S.SENT_REALTIME, [LOG]),
+    (S.SENT_REALTIME, "push interrupted"): (S.SENT_REALTIME, [LOG, H]),
+    (S.SENT_REALTIME, "retract interrupted"): (S.SENT_REALTIME, [LOG, D]),
+    (S.DEFERRED, "arrived online"): (S.DEFERRED, []),
+    (S.DEFERRED, "arrived offline"): (S.DEFERRED, []),
+    (S.DEFERRED, "arrived, no devices"): (S.DEFERRED, []),
+    (S.DEFERRED, "arrived, push muted"): (S.DEFERRED, []),
+    (S.DEFERRED, "arrived, in-app muted"): (S.DEFERRED, []),
+    (S.DEFERRED, "arrived, quiet hours"): (S.DEFERRED, []),
+    (S.DEFERRED, "deadline"): (S.DEFERRED, [U]),
+    (S.DEFERRED, "deadline, user loaded"): (S.DEFERRED, [P]),
+    (S.DEFERRED, "deadline, push muted"): (S.SUPPRESSED, [LOG]),
+    (S.DEFERRED, "deadline, quiet hours"): (S.DEFERRED, []),
+    (S.DEFERRED, "acked"): (S.ACKED, [LOG]),
+    (S.DEFERRED, "read"): (S.READ, [LOG]),
+    (S.DEFERRED, "archived"): (S.DEFERRED, [LOG]),
+    (S.DEFERRED, "realtime sent"): (S.DEFERRED, [LOG]),
+    (S.DEFERRED, "pushed"): (S.PUSHED, [LOG]),
+    (S.DEFERRED, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.DEFERRED, "retract sent"): (S.DEFERRED, []),
+    (S.DEFERRED, "realtime failed"): (S.DEFERRED, [LOG]),
+    (S.DEFERRED, "push failed"): (S.FAILED, [LOG]),
+    (S.DEFERRED, "retract failed"): (S.DEFERRED, [LOG]),
+    (S.DEFERRED, "push interrupted"): (S.DEFERRED, [LOG, H]),
+    (S.DEFERRED, "retract interrupted"): (S.DEFERRED, [LOG, D]),
     (S.ACKED, "arrived online"): (S.ACKED, []),
     (S.ACKED, "arrived offline"): (S.ACKED, []),
+    (S.ACKED, "arrived, no devices"): (S.ACKED, []),
+    (S.ACKED, "arrived, push muted"): (S.ACKED, []),
+    (S.ACKED, "arrived, in-app muted"): (S.ACKED, []),
+    (S.ACKED, "arrived, quiet hours"): (S.ACKED, []),
     (S.ACKED, "deadline"): (S.ACKED, []),
+    (S.ACKED, "deadline, user loaded"): (S.ACKED, []),
+    (S.ACKED, "deadline, push muted"): (S.ACKED, []),
+    (S.ACKED, "deadline, quiet hours"): (S.ACKED, []),
     (S.ACKED, "acked"): (S.ACKED, []),
+    (S.ACKED, "read"): (S.READ, [LOG]),
+    (S.ACKED, "archived"): (S.ACKED, [LOG]),
     (S.ACKED, "realtime sent"): (S.ACKED, [LOG]),
-    (S.ACKED, "pushed"): (S.ACKED, [LOG]),
+    (S.ACKED, "pushed"): (S.ACKED, [LOG, X]),
     (S.ACKED, "no devices"): (S.ACKED, [LOG]),
+    (S.ACKED, "retract sent"): (S.ACKED, []),
     (S.ACKED, "realtime failed"): (S.ACKED, [LOG]),
     (S.ACKED, "push failed"): (S.ACKED, [LOG]),
-    (S.ACKED, "interrupted"): (S.ACKED, [LOG]),
+    (S.ACKED, "retract failed"): (S.ACKED, [LOG]),
+    (S.ACKED, "push interrupted"): (S.ACKED, [LOG, H]),
+    (S.ACKED, "retract interrupted"): (S.ACKED, [LOG, D]),
+    (S.READ, "arrived online"): (S.READ, []),
+    (S.READ, "arrived offline"): (S.READ, []),
+    (S.READ, "arrived, no devices"): (S.READ, []),
+    (S.READ, "arrived, push muted"): (S.READ, []),
+    (S.READ, "arrived, in-app muted"): (S.READ, []),
+    (S.READ, "arrived, quiet hours"): (S.READ, []),
+    (S.READ, "deadline"): (S.READ, []),
+    (S.READ, "deadline, user loaded"): (S.READ, []),
+    (S.READ, "deadline, push muted"): (S.READ, []),
+    (S.READ, "deadline, quiet hours"): (S.READ, []),
+    (S.READ, "acked"): (S.READ, [LOG]),
+    (S.READ, "read"): (S.READ, []),
+    (S.READ, "archived"): (S.READ, [LOG]),
+    (S.READ, "realtime sent"): (S.READ, [LOG]),
+    (S.READ, "pushed"): (S.READ, [LOG, X]),
+    (S.READ, "no devices"): (S.READ, [LOG]),
+    (S.READ, "retract sent"): (S.READ, []),
+    (S.READ, "realtime failed"): (S.READ, [LOG]),
+    (S.READ, "push failed"): (S.READ, [LOG]),
+    (S.READ, "retract failed"): (S.READ, [LOG]),
+    (S.READ, "push interrupted"): (S.READ, [LOG, H]),
+    (S.READ, "retract interrupted"): (S.READ, [LOG, D]),
     (S.PUSHED, "arrived online"): (S.PUSHED, []),
     (S.PUSHED, "arrived offline"): (S.PUSHED, []),
+    (S.PUSHED, "arrived, no devices"): (S.PUSHED, []),
+    (S.PUSHED, "arrived, push muted"): (S.PUSHED, []),
+    (S.PUSHED, "arrived, in-app muted"): (S.PUSHED, []),
+    (S.PUSHED, "arrived, quiet hours"): (S.PUSHED, []),
     (S.PUSHED, "deadline"): (S.PUSHED, []),
-    (S.PUSHED, "acked"): (S.PUSHED, [LOG]),
+    (S.PUSHED, "deadline, user loaded"): (S.PUSHED, []),
+    (S.PUSHED, "deadline, push muted"): (S.PUSHED, []),
+    (S.PUSHED, "deadline, quiet hours"): (S.PUSHED, []),
+    (S.PUSHED, "acked"): (S.PUSHED, [LOG, X]),
+    (S.PUSHED, "read"): (S.READ, [LOG, X]),
+    (S.PUSHED, "archived"): (S.PUSHED, [LOG, X]),
     (S.PUSHED, "realtime sent"): (S.PUSHED, [LOG]),
     (S.PUSHED, "pushed"): (S.PUSHED, [LOG]),
-    (S.PUSHED, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.PUSHED, "no devices"): (S.PUSHED, [LOG]),
+    (S.PUSHED, "retract sent"): (S.RETRACTED, [LOG]),
     (S.PUSHED, "realtime failed"): (S.PUSHED, [LOG]),
     (S.PUSHED, "push failed"): (S.PUSHED, [LOG]),
-    (S.PUSHED, "interrupted"): (S.PUSHED, [LOG]),
+    (S.PUSHED, "retract failed"): (S.PUSHED, [LOG]),
+    (S.PUSHED, "push interrupted"): (S.PUSHED, [LOG, H]),
+    (S.PUSHED, "retract interrupted"): (S.PUSHED, [LOG, D]),
     (S.NO_DEVICES, "arrived online"): (S.NO_DEVICES, []),
     (S.NO_DEVICES, "arrived offline"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "arrived, no devices"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "arrived, push muted"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "arrived, in-app muted"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "arrived, quiet hours"): (S.NO_DEVICES, []),
     (S.NO_DEVICES, "deadline"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "deadline, user loaded"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "deadline, push muted"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "deadline, quiet hours"): (S.NO_DEVICES, []),
     (S.NO_DEVICES, "acked"): (S.NO_DEVICES, [LOG]),
+    (S.NO_DEVICES, "read"): (S.READ, [LOG]),
+    (S.NO_DEVICES, "archived"): (S.NO_DEVICES, [LOG]),
     (S.NO_DEVICES, "realtime sent"): (S.NO_DEVICES, [LOG]),
-    (S.NO_DEVICES, "pushed"): (S.PUSHED, [LOG]),
+    (S.NO_DEVICES, "pushed"): (S.NO_DEVICES, [LOG]),
     (S.NO_DEVICES, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.NO_DEVICES, "retract sent"): (S.NO_DEVICES, []),
     (S.NO_DEVICES, "realtime failed"): (S.NO_DEVICES, [LOG]),
     (S.NO_DEVICES, "push failed"): (S.NO_DEVICES, [LOG]),
-    (S.NO_DEVICES, "interrupted"): (S.NO_DEVICES, [LOG]),
+    (S.NO_DEVICES, "retract failed"): (S.NO_DEVICES, [LOG]),
+    (S.NO_DEVICES, "push interrupted"): (S.NO_DEVICES, [LOG, H]),
+    (S.NO_DEVICES, "retract interrupted"): (S.NO_DEVICES, [LOG, D]),
+    (S.SUPPRESSED, "arrived online"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "arrived offline"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "arrived, no devices"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "arrived, push muted"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "arrived, in-app muted"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "arrived, quiet hours"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "deadline"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "deadline, user loaded"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "deadline, push muted"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "deadline, quiet hours"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "acked"): (S.ACKED, [LOG]),
+    (S.SUPPRESSED, "read"): (S.READ, [LOG]),
+    (S.SUPPRESSED, "archived"): (S.SUPPRESSED, [LOG]),
+    (S.SUPPRESSED, "realtime sent"): (S.SUPPRESSED, [LOG]),
+    (S.SUPPRESSED, "pushed"): (S.PUSHED, [LOG]),
+    (S.SUPPRESSED, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.SUPPRESSED, "retract sent"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "realtime failed"): (S.SUPPRESSED, [LOG]),
+    (S.SUPPRESSED, "push failed"): (S.FAILED, [LOG]),
+    (S.SUPPRESSED, "retract failed"): (S.SUPPRESSED, [LOG]),
+    (S.SUPPRESSED, "push interrupted"): (S.SUPPRESSED, [LOG, H]),
+    (S.SUPPRESSED, "retract interrupted"): (S.SUPPRESSED, [LOG, D]),
+    (S.RETRACTED, "arrived online"): (S.RETRACTED, []),
+    (S.RETRACTED, "arrived offline"): (S.RETRACTED, []),
+    (S.RETRACTED, "arrived, no devices"): (S.RETRACTED, []),
+    (S.RETRACTED, "arrived, push muted"): (S.RETRACTED, []),
+    (S.RETRACTED, "arrived, in-app muted"): (S.RETRACTED, []),
+    (S.RETRACTED, "arrived, quiet hours"): (S.RETRACTED, []),
+    (S.RETRACTED, "deadline"): (S.RETRACTED, []),
+    (S.RETRACTED, "deadline, user loaded"): (S.RETRACTED, []),
+    (S.RETRACTED, "deadline, push muted"): (S.RETRACTED, []),
+    (S.RETRACTED, "deadline, quiet hours"): (S.RETRACTED, []),
+    (S.RETRACTED, "acked"): (S.RETRACTED, []),
+    (S.RETRACTED, "read"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "archived"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "realtime sent"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "pushed"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "no devices"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "retract sent"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "realtime failed"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "push failed"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "retract failed"): (S.RETRACTED, [LOG]),
+    (S.RETRACTED, "push interrupted"): (S.RETRACTED, [LOG, H]),
+    (S.RETRACTED, "retract interrupted"): (S.RETRACTED, [LOG, D]),
     (S.FAILED, "arrived online"): (S.FAILED, []),
     (S.FAILED, "arrived offline"): (S.FAILED, []),
+    (S.FAILED, "arrived, no devices"): (S.FAILED, []),
+    (S.FAILED, "arrived, push muted"): (S.FAILED, []),
+    (S.FAILED, "arrived, in-app muted"): (S.FAILED, []),
+    (S.FAILED, "arrived, quiet hours"): (S.FAILED, []),
     (S.FAILED, "deadline"): (S.FAILED, []),
+    (S.FAILED, "deadline, user loaded"): (S.FAILED, []),
+    (S.FAILED, "deadline, push muted"): (S.FAILED, []),
+    (S.FAILED, "deadline, quiet hours"): (S.FAILED, []),
     (S.FAILED, "acked"): (S.FAILED, [LOG]),
+    (S.FAILED, "read"): (S.FAILED, [LOG]),
+    (S.FAILED, "archived"): (S.FAILED, [LOG]),
     (S.FAILED, "realtime sent"): (S.FAILED, [LOG]),
     (S.FAILED, "pushed"): (S.PUSHED, [LOG]),
     (S.FAILED, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.FAILED, "retract sent"): (S.FAILED, []),
     (S.FAILED, "realtime failed"): (S.FAILED, [LOG]),
     (S.FAILED, "push failed"): (S.FAILED, [LOG]),
-    (S.FAILED, "interrupted"): (S.FAILED, [LOG]),
+    (S.FAILED, "retract failed"): (S.FAILED, [LOG]),
+    (S.FAILED, "push interrupted"): (S.FAILED, [LOG, H]),
+    (S.FAILED, "retract interrupted"): (S.FAILED, [LOG, D]),
     (S.EXPIRED, "arrived online"): (S.EXPIRED, []),
     (S.EXPIRED, "arrived offline"): (S.EXPIRED, []),
+    (S.EXPIRED, "arrived, no devices"): (S.EXPIRED, []),
+    (S.EXPIRED, "arrived, push muted"): (S.EXPIRED, []),
+    (S.EXPIRED, "arrived, in-app muted"): (S.EXPIRED, []),
+    (S.EXPIRED, "arrived, quiet hours"): (S.EXPIRED, []),
     (S.EXPIRED, "deadline"): (S.EXPIRED, []),
+    (S.EXPIRED, "deadline, user loaded"): (S.EXPIRED, []),
+    (S.EXPIRED, "deadline, push muted"): (S.EXPIRED, []),
+    (S.EXPIRED, "deadline, quiet hours"): (S.EXPIRED, []),
     (S.EXPIRED, "acked"): (S.EXPIRED, [LOG]),
+    (S.EXPIRED, "read"): (S.EXPIRED, [LOG]),
+    (S.EXPIRED, "archived"): (S.EXPIRED, [LOG]),
     (S.EXPIRED, "realtime sent"): (S.EXPIRED, [LOG]),
     (S.EXPIRED, "pushed"): (S.PUSHED, [LOG]),
     (S.EXPIRED, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.EXPIRED, "retract sent"): (S.EXPIRED, []),
     (S.EXPIRED, "realtime failed"): (S.EXPIRED, [LOG]),
     (S.EXPIRED, "push failed"): (S.FAILED, [LOG]),
-    (S.EXPIRED, "interrupted"): (S.EXPIRED, [LOG]),
+    (S.EXPIRED, "retract failed"): (S.EXPIRED, [LOG]),
+    (S.EXPIRED, "push interrupted"): (S.EXPIRED, [LOG, H]),
+    (S.EXPIRED, "retract interrupted"): (S.EXPIRED, [LOG, D]),
 }
 
 
@@ -288,28 +563,41 @@ def first(mode: Delivery, event: Event, now: float = T0, expires: float | None =
     return decide(new_state(mode, expires), event, now, RULES)
 
 
+def run(state: DeliveryState, *events: Event, now: float = T0) -> Transition:
+    """Decide the events one after the other; the last transition, on the state they led to."""
+    step = Transition("start", "", state)
+    for event in events:
+        step = decide(step.state, event, now, RULES)
+    return step
+
+
 def test_a_new_record_is_inserted_with_its_first_channels_claimed() -> None:
-    assert first(Delivery.AUTO, Arrived("c1", True)).actions == (SendRealtime("c1"),)
-    assert first(Delivery.AUTO, Arrived("c1", False)).actions == (SendPush("c1"),)
-    assert first(Delivery.BOTH, Arrived("c1")).actions == (SendRealtime("c1"), SendPush("c1"))
-    step = first(Delivery.PUSH, Arrived("c1"))
+    assert first(Delivery.AUTO, Arrived("c1", ONLINE)).actions == (SendRealtime("c1"),)
+    assert first(Delivery.AUTO, Arrived("c1", OFFLINE)).actions == (SendPush("c1"),)
+    assert first(Delivery.BOTH, Arrived("c1", OFFLINE)).actions == (SendRealtime("c1"), SendPush("c1"))
+    step = first(Delivery.PUSH, Arrived("c1", OFFLINE))
     assert step.state.push == ChannelState("c1", T0) and step.name == "claim"
 
 
+def test_no_devices_is_decided_without_a_send() -> None:
+    step = first(Delivery.AUTO, Arrived("c1", USERS["offline, no devices"]))
+    assert step.state.status is Status.NO_DEVICES and step.state.push.sent
+    assert step.actions == (RecordOutcome("push", "no_devices"),)
+
+
 def test_an_expired_notification_sends_nothing() -> None:
-    step = first(Delivery.AUTO, Arrived("c1", True), now=T0, expires=T0 - 1)
+    step = first(Delivery.AUTO, Arrived("c1", ONLINE), now=T0, expires=T0 - 1)
     assert step.state.status is Status.EXPIRED
     assert step.actions == (RecordOutcome("none", "expired"),)
 
 
 def test_a_busy_channel_is_rechecked_just_after_its_lease_and_at_most_after_recheck_seconds() -> None:
     held = dataclasses.replace(AUTO, push=ChannelState("c0", T0 - RULES.claim_lease_seconds + 2.5))
-    assert decide(held, Arrived("c1", False), T0, RULES).actions == (Recheck(4, (Channel.PUSH,)),)
+    assert decide(held, Arrived("c1", OFFLINE), T0, RULES).actions == (Recheck(4, (Channel.PUSH,)),)
     fresh = dataclasses.replace(AUTO, push=ChannelState("c0", T0))
-    assert decide(fresh, Arrived("c1", False), T0, RULES).actions == (Recheck(5, (Channel.PUSH,)),)
+    assert decide(fresh, Arrived("c1", OFFLINE), T0, RULES).actions == (Recheck(5, (Channel.PUSH,)),)
     # The deadline path looks again through the deadline queue.
-    sent = CANONICAL[Status.SENT_REALTIME]
-    busy = dataclasses.replace(sent, push=ChannelState("c0", T0))
+    busy = dataclasses.replace(CANONICAL[Status.SENT_REALTIME], push=ChannelState("c0", T0))
     assert decide(busy, DeadlinePassed("c1"), T0, RULES).actions == (ScheduleDeadline(5),)
 
 
@@ -321,27 +609,102 @@ def test_zero_ack_timeout_trusts_presence() -> None:
 
 def test_a_permanent_in_app_failure_falls_back_to_push_only_in_auto() -> None:
     for mode, expected in ((Delivery.AUTO, [SendPush("c1")]), (Delivery.BOTH, []), (Delivery.REALTIME, [])):
-        state = first(mode, Arrived("c1", True)).state
-        step = decide(state, SendFailed(Channel.REALTIME, "c1"), T0, RULES)
+        state = first(mode, Arrived("c1", ONLINE)).state
+        step = decide(state, SendFailed(Channel.REALTIME, "c1", OFFLINE), T0, RULES)
         assert effects(step.actions) == expected, mode
-    realtime = first(Delivery.REALTIME, Arrived("c1")).state
+    realtime = first(Delivery.REALTIME, Arrived("c1", ONLINE)).state
     assert decide(realtime, SendFailed(Channel.REALTIME, "c1"), T0, RULES).state.status is Status.FAILED
+    # Without the user at hand, the fallback asks for it.
+    auto = first(Delivery.AUTO, Arrived("c1", ONLINE)).state
+    assert LoadUser() in decide(auto, SendFailed(Channel.REALTIME, "c1"), T0, RULES).actions
 
 
-def test_an_interrupted_send_releases_only_its_own_unsent_claims() -> None:
-    both = first(Delivery.BOTH, Arrived("c1")).state
-    both = decide(both, RealtimeSent("c1"), T0, RULES).state
+def test_an_interrupted_send_releases_only_its_own_unsent_claims_and_lets_the_host_retry() -> None:
+    both = run(first(Delivery.BOTH, Arrived("c1", OFFLINE)).state, RealtimeSent("c1")).state
     step = decide(both, SendInterrupted(Channel.PUSH, "c1"), T0, RULES)
     assert step.state.realtime.sent and step.state.push == ChannelState()
+    assert RetryByHost() in step.actions
     other = decide(both, SendInterrupted(Channel.PUSH, "c2"), T0, RULES)
     assert other.state == both
 
 
-def test_a_deadline_only_concerns_auto() -> None:
+def test_a_deadline_concerns_auto_and_deferred_pushes_only() -> None:
     for mode in (Delivery.PUSH, Delivery.REALTIME, Delivery.BOTH):
         assert decide(new_state(mode, None), DeadlinePassed("c1"), T0, RULES).actions == ()
+    deferred = first(Delivery.PUSH, Arrived("c1", USERS["quiet hours"])).state
+    assert decide(deferred, DeadlinePassed("c2"), QUIET_END + 1, RULES).actions == (LoadUser(),)
+    after = decide(deferred, DeadlinePassed("c2", OFFLINE), QUIET_END + 1, RULES)
+    assert after.actions == (SendPush("c2"),)
+
+
+def test_a_muted_push_is_suppressed_with_its_rule_and_in_app_still_goes() -> None:
+    muted_online = UserView(online=True, push=MUTED)
+    step = run(new_state(Delivery.AUTO, None), Arrived("c1", muted_online), RealtimeSent("c1"))
+    assert step.state.status is Status.SENT_REALTIME
+    late = decide(step.state, DeadlinePassed("c2", muted_online), T0 + 20, RULES)
+    assert late.state.status is Status.SUPPRESSED and late.state.suppressed_rule == MUTED.rule
+    assert late.actions == (RecordOutcome("push", "suppressed", detail=MUTED.rule),)
+    offline = first(Delivery.AUTO, Arrived("c1", USERS["push muted"]))
+    assert offline.state.status is Status.SUPPRESSED and sends(offline.actions) == []
+
+
+def test_a_muted_in_app_channel_goes_straight_to_push() -> None:
+    step = first(Delivery.AUTO, Arrived("c1", USERS["online, in-app muted"]))
+    assert step.actions == (SendPush("c1"),) and step.state.suppressed_rule == "preferences.channels.in"
+
+
+def test_quiet_hours_defer_the_push_to_the_end_with_one_delayed_deadline() -> None:
+    step = first(Delivery.PUSH, Arrived("c1", USERS["quiet hours"]))
+    assert step.state.status is Status.DEFERRED and step.state.deferred_until == QUIET_END
+    assert step.actions == (
+        RecordOutcome("push", "deferred", detail="1970-01-01T00:17:40Z"),
+        ScheduleDeadline(int(QUIET_END - T0) + 1),
+    )
+    # A stray deadline before the end does not start a second chain; the deferral's own wake-up does.
+    assert decide(step.state, DeadlinePassed("c2", USERS["quiet hours"]), T0 + 10, RULES).actions == ()
+    early = decide(step.state, DeadlinePassed("c3", USERS["quiet hours"]), QUIET_END - 1, RULES)
+    assert effects(early.actions) == [ScheduleDeadline(2)]
+
+
+def test_seen_before_the_deferred_push_is_due_means_no_push() -> None:
+    deferred = first(Delivery.PUSH, Arrived("c1", USERS["quiet hours"])).state
+    read = decide(deferred, Read("c2"), T0 + 5, RULES).state
+    assert read.status is Status.READ
+    assert decide(read, DeadlinePassed("c3", OFFLINE), QUIET_END + 1, RULES).actions == ()
+
+
+def test_a_pushed_notification_seen_later_is_retracted_once() -> None:
+    pushed = run(first(Delivery.AUTO, Arrived("c1", OFFLINE)).state, PushSent("c1", PushOutcome.PUSHED)).state
+    for seen in (Acked("c2"), Read("c2"), Archived("c2")):
+        step = decide(pushed, seen, T0, RULES)
+        assert effects(step.actions) == [SendRetract("c2")], seen
+        done = decide(step.state, RetractSent("c2"), T0, RULES)
+        assert done.state.status is Status.RETRACTED and done.state.retract.sent
+        assert effects(decide(done.state, Read("c3"), T0, RULES).actions) == []
+
+
+def test_nothing_is_retracted_that_was_not_pushed() -> None:
+    in_app = run(first(Delivery.AUTO, Arrived("c1", ONLINE)).state, RealtimeSent("c1")).state
+    no_devices = first(Delivery.AUTO, Arrived("c1", USERS["offline, no devices"])).state
+    for state in (in_app, no_devices):
+        for seen in (Acked("c2"), Read("c2"), Archived("c2")):
+            assert sends(decide(state, seen, T0, RULES).actions) == [], (state, seen)
+
+
+def test_a_push_that_lands_after_the_ack_is_retracted_at_once() -> None:
+    claimed = first(Delivery.AUTO, Arrived("c1", OFFLINE)).state
+    acked = decide(claimed, Acked("c2"), T0, RULES).state
+    step = decide(acked, PushSent("c1", PushOutcome.PUSHED), T0, RULES)
+    assert effects(step.actions) == [SendRetract("c1")]
+
+
+def test_a_retract_interrupted_is_tried_again_by_a_deadline() -> None:
+    pushed = run(first(Delivery.AUTO, Arrived("c1", OFFLINE)).state, PushSent("c1", PushOutcome.PUSHED)).state
+    claiming = decide(pushed, Acked("c2"), T0, RULES).state
+    step = decide(claiming, SendInterrupted(Channel.RETRACT, "c2"), T0, RULES)
+    assert effects(step.actions) == [ScheduleDeadline(RULES.retract_retry_seconds)]
+    assert effects(decide(step.state, DeadlinePassed("c3"), T0 + 30, RULES).actions) == [SendRetract("c3")]
 
 
 def test_done_statuses_are_the_auto_end_states() -> None:
-    assert {Status.ACCEPTED, Status.SENT_REALTIME}.isdisjoint(DONE_STATUSES)
-    assert set(Status) - DONE_STATUSES == {Status.ACCEPTED, Status.SENT_REALTIME}
+    assert set(Status) - DONE_STATUSES == {Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED}

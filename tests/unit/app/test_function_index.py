@@ -11,6 +11,7 @@ EXPECTED = {
     "negotiate": {"type": "httpTrigger", "route": "negotiate", "methods": ["POST"]},
     "register_device": {"type": "httpTrigger", "route": "devices/{installationId}", "methods": ["PUT"]},
     "unregister_device": {"type": "httpTrigger", "route": "devices/{installationId}", "methods": ["DELETE"]},
+    "preferences": {"type": "httpTrigger", "route": "preferences", "methods": ["GET", "PUT", "PATCH"]},
     "presence_connected": {"type": "webPubSubTrigger", "eventType": "system", "eventName": "connected"},
     "presence_disconnected": {"type": "webPubSubTrigger", "eventType": "system", "eventName": "disconnected"},
     "notification_ack": {"type": "webPubSubTrigger", "eventType": "user", "eventName": "ack"},

@@ -27,6 +27,8 @@ VALID: list[dict[str, Any]] = [
     {**BASE, "userId": "Zoe\u0308 and a space inside"},  # NFD, inner space
     {**BASE, "userId": "x" * 255 + "\u00e9"},
     {**BASE, "delivery": "realtime", "body": "x" * 10_000},  # never pushed: no push size limit
+    {**BASE, "critical": True},
+    {**BASE, "critical": False},
 ]
 
 INVALID: list[Any] = [
@@ -65,6 +67,8 @@ INVALID: list[Any] = [
     {**BASE, "enqueuedAt": -1},
     {**BASE, "schemaVersion": 2},
     {**BASE, "extra": 1},
+    {**BASE, "critical": 1},
+    {**BASE, "critical": "true"},
 ]
 
 

@@ -1,4 +1,4 @@
-"""Unit tests of the push templates and the property bag."""
+"""Unit tests of the push templates, the property bags, collapse ids, expiry and the APNs headers."""
 
 from __future__ import annotations
 
@@ -8,15 +8,29 @@ import pytest
 
 from notify.model import Notification
 from notify.push_templates import (
+    APNS_COLLAPSE_ID_MAX_BYTES,
+    FCM_MAX_TTL_SECONDS,
     PNS_PAYLOAD_LIMIT_BYTES,
+    PROPERTY_NAMES,
+    RETRACT_TAG,
     SUPPORTED_PLATFORMS,
+    PushOptions,
     check_payload_size,
+    collapse_id,
     installation_templates,
+    notification_headers,
+    notification_tags,
     render_payload,
+    retract_headers,
+    retract_properties,
+    retract_tags,
     template_body,
     template_properties,
+    ttl_seconds,
 )
 from shared.errors import InvalidMessageError
+
+NOW = 1_900_000_000.0
 
 
 def _notification(body: str = 'Hello "there"\n', data: dict[str, object] | None = None) -> Notification:
@@ -30,40 +44,89 @@ def _notification(body: str = 'Hello "there"\n', data: dict[str, object] | None 
     )
 
 
+def _props(options: PushOptions | None = None, body: str = 'Hello "there"\n') -> dict[str, str]:
+    return template_properties(_notification(body), options or PushOptions(), NOW)
+
+
 def test_properties_are_all_strings_with_data_as_json_text() -> None:
-    props = template_properties(_notification())
-    assert set(props) == {"notificationId", "title", "body", "type", "data"}
+    props = _props()
+    assert set(props) == set(PROPERTY_NAMES)
     assert all(isinstance(v, str) for v in props.values())
     assert json.loads(props["data"]) == {"threadId": "t1", "count": 3}
+    assert props["collapseId"] == "n-123" and props["androidPriority"] == "HIGH"
 
 
 @pytest.mark.parametrize("platform", SUPPORTED_PLATFORMS)
-def test_template_bodies_are_json_strings_under_the_pns_limit(platform: str) -> None:
+def test_installations_get_the_notification_and_the_tagged_retract_template(platform: str) -> None:
     body = template_body(platform)
     assert isinstance(json.loads(body), dict)
-    assert installation_templates(platform)["notify-v1"]["body"] == body
-    rendered = render_payload(platform, template_properties(_notification()))
-    assert len(rendered.encode()) < PNS_PAYLOAD_LIMIT_BYTES
+    templates = installation_templates(platform)
+    assert templates["notify-v1"] == {"body": body}
+    assert templates["notify-retract-v1"]["tags"] == [RETRACT_TAG]
+    assert isinstance(json.loads(str(templates["notify-retract-v1"]["body"])), dict)
+    assert len(render_payload(platform, _props()).encode()) < PNS_PAYLOAD_LIMIT_BYTES
 
 
-def test_rendered_fcm_payload_carries_the_standard_fields() -> None:
-    payload = json.loads(render_payload("fcmv1", template_properties(_notification())))
+def test_the_two_sends_target_disjoint_templates() -> None:
+    assert notification_tags("user:alice") == "user:alice && !notify:retract"
+    assert retract_tags("user:alice") == "user:alice && notify:retract"
+
+
+def test_rendered_fcm_payload_carries_the_standard_fields_tag_ttl_and_priority() -> None:
+    payload = json.loads(render_payload("fcmv1", _props(PushOptions("normal", NOW + 90.9))))
     data = payload["message"]["data"]
-    assert data["notificationId"] == "n-123"
+    assert data["notificationId"] == "n-123" and data["kind"] == "notification"
     assert data["type"] == "chat"
     assert data["body"] == 'Hello "there"\n'
     assert json.loads(data["data"]) == {"threadId": "t1", "count": 3}
     assert payload["message"]["notification"] == {"title": "Tïtle", "body": 'Hello "there"\n'}
+    android = payload["message"]["android"]
+    assert android == {"ttl": "90s", "priority": "NORMAL", "notification": {"tag": "n-123"}}
 
 
 def test_rendered_apns_payload_carries_the_standard_fields() -> None:
-    payload = json.loads(render_payload("apns", template_properties(_notification())))
+    payload = json.loads(render_payload("apns", _props()))
     assert payload["aps"]["alert"] == {"title": "Tïtle", "body": 'Hello "there"\n'}
-    assert payload["notificationId"] == "n-123"
+    assert payload["notificationId"] == "n-123" and payload["collapseId"] == "n-123"
     assert json.loads(payload["data"]) == {"threadId": "t1", "count": 3}
 
 
+def test_rendered_retracts_are_silent() -> None:
+    props = retract_properties("n-123", None, NOW)
+    apns = json.loads(render_payload("apns", props, retract=True))
+    assert apns == {"aps": {"content-available": 1}, "kind": "retract", "notificationId": "n-123",
+                    "collapseId": "n-123"}
+    fcm = json.loads(render_payload("fcmv1", props, retract=True))["message"]
+    assert "notification" not in fcm and fcm["data"]["kind"] == "retract"
+    assert fcm["android"] == {"ttl": f"{FCM_MAX_TTL_SECONDS}s", "priority": "NORMAL"}
+
+
+def test_apns_headers_per_priority_and_expiry() -> None:
+    assert notification_headers("n-1", PushOptions("high", NOW + 10.7)) == {
+        "apns-push-type": "alert", "apns-priority": "10", "apns-collapse-id": "n-1",
+        "apns-expiration": str(int(NOW) + 10),
+    }
+    assert notification_headers("n-1", PushOptions("normal"))["apns-priority"] == "5"
+    assert "apns-expiration" not in notification_headers("n-1", PushOptions())
+    assert retract_headers(None) == {"apns-push-type": "background", "apns-priority": "5"}
+
+
+def test_collapse_ids_fit_apns() -> None:
+    assert collapse_id("short") == "short"
+    long_id = "n" * 128
+    derived = collapse_id(long_id)
+    assert len(derived.encode()) <= APNS_COLLAPSE_ID_MAX_BYTES and derived == collapse_id(long_id)
+    assert derived != collapse_id("m" * 128)
+
+
+def test_ttl_counts_down_to_the_expiry_and_never_below_zero() -> None:
+    assert ttl_seconds(None, NOW) == FCM_MAX_TTL_SECONDS
+    assert ttl_seconds(NOW + 59.9, NOW) == 59
+    assert ttl_seconds(NOW - 5, NOW) == 0
+    assert ttl_seconds(NOW + 10 * FCM_MAX_TTL_SECONDS, NOW) == FCM_MAX_TTL_SECONDS
+
+
 def test_oversize_payload_is_an_invalid_message() -> None:
-    check_payload_size(template_properties(_notification(body="x" * 1000)))
+    check_payload_size(_props(body="x" * 1000))
     with pytest.raises(InvalidMessageError):
-        check_payload_size(template_properties(_notification(body="x" * 3000)))
+        check_payload_size(_props(body="x" * 3000))
