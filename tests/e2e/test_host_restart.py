@@ -10,12 +10,23 @@ whose record of the send (``PushSent``) was not written is sent again after the 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
-from devstack.demo import DemoTarget, pushed_notification_id, queue_length, register_device, wait_until
+from devstack.demo import (
+    DemoTarget,
+    delivery_row,
+    pushed_notification_id,
+    queue_length,
+    register_device,
+    wait_until,
+)
 from devstack.stack import RunningStack, start_host
 from notify.client import NotificationClient
 
@@ -23,6 +34,7 @@ pytestmark = pytest.mark.e2e
 
 BEFORE_STOP = 20
 AFTER_STOP = 20
+QUIET_SECONDS = 10  # the quiet hours end this long after the test starts: room for a host restart
 DRAIN_TIMEOUT = 5.0  # devstack.functions_host.host.DEFAULT_DRAIN_TIMEOUT, what start_host uses
 
 
@@ -92,3 +104,52 @@ def test_graceful_host_restart_mid_stream_pushes_each_notification_exactly_once(
     counts = Counter(pushed())
     assert set(counts) == set(sent)
     assert [n for n, count in counts.items() if count != 1] == []
+
+
+def test_a_push_deferred_by_quiet_hours_survives_a_host_restart(
+    e2e_stack: RunningStack, e2e_target: DemoTarget, e2e_app_env: dict[str, str]
+) -> None:
+    """Quiet hours set through PUT /api/preferences defer a push to a delayed deadline message in storage;
+    the host that deferred it stops, a new one pushes it once, after the window's end."""
+    user_id = "quiet-" + uuid.uuid4().hex[:12]
+    installation_id = "quiet-device-" + uuid.uuid4().hex[:12]
+    register_device(e2e_target, user_id, installation_id)
+    zone = "Australia/Adelaide"  # UTC+09:30 / +10:30: a window read as UTC would be far off
+    local = datetime.now(ZoneInfo(zone))
+    window = {"start": (local - timedelta(minutes=5)).strftime("%H:%M:%S"),
+              "end": (local + timedelta(seconds=QUIET_SECONDS)).strftime("%H:%M:%S")}
+    response = requests.put(
+        f"{e2e_target.functions_url}/api/preferences",
+        headers={"Authorization": "Bearer " + e2e_target.token(user_id)},
+        json={"quietHours": {"timeZone": zone, "windows": [window]}},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    producer = NotificationClient.from_connection_string(
+        e2e_target.storage_connection_string, e2e_target.setting("NOTIFICATIONS_QUEUE")
+    )
+    notification_id = producer.send(user_id, "Later", "after quiet hours", delivery="push", ttl_seconds=600)
+    row = wait_until(
+        lambda: (r := delivery_row(e2e_target, user_id, notification_id)) and r["status"] == "deferred" and r,
+        30, "the push was never deferred",
+    )
+    deferred_until = float(row["deferredUntil"])
+    assert e2e_stack.notification_hubs.pushes(installation_id=installation_id) == []
+
+    assert e2e_stack.functions_host.stop() == 0
+    e2e_stack.functions_host = start_host(e2e_stack, e2e_app_env)
+
+    [push] = wait_until(
+        lambda: e2e_stack.notification_hubs.pushes(installation_id=installation_id),
+        QUIET_SECONDS + 30, "the deferred push never came",
+    )
+    assert time.time() >= deferred_until
+    assert pushed_notification_id(push) == notification_id
+    android = push["payload"]["message"]["android"]
+    assert android["notification"]["tag"] == notification_id and android["ttl"].endswith("s")
+    assert int(android["ttl"][:-1]) <= 600
+    wait_until(
+        lambda: (delivery_row(e2e_target, user_id, notification_id) or {}).get("status") == "pushed",
+        10, "the push was not recorded",
+    )
+    assert len(e2e_stack.notification_hubs.pushes(installation_id=installation_id)) == 1

@@ -4,6 +4,7 @@ merge patches, users kept apart, and the row living in the user's partition besi
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,9 +26,10 @@ AUTH = Authenticator(AuthSettings(dev_secret=SECRET))
 QUIET = {"timeZone": "Europe/Berlin", "windows": [{"days": ["mon", "tue"], "start": "22:00", "end": "07:00"}]}
 
 
-@pytest.fixture
-def table(azurite: RunningAzurite, unique_name: Callable[[str], str]) -> Iterator[TableClient]:
-    client = TableClient.from_connection_string(azurite.connection_string, unique_name("devices"))
+@pytest.fixture(scope="module")
+def table(azurite: RunningAzurite) -> Iterator[TableClient]:
+    # One table for the module (each test uses users of its own), which saves a create/delete per test.
+    client = TableClient.from_connection_string(azurite.connection_string, "prefs" + uuid.uuid4().hex[:12])
     client.create_table()
     yield client
     client.delete_table()
@@ -78,10 +80,10 @@ def test_get_put_patch_round_trip(call: Callable[..., func.HttpResponse], table:
 
 
 def test_users_are_kept_apart(call: Callable[..., func.HttpResponse]) -> None:
-    call("PUT", "alice", {"channels": {"push": False}})
-    assert body(call("GET", "bob")) == {"channels": {}, "types": {}, "quietHours": None}
-    call("PATCH", "bob", {"channels": {"inApp": False}})
-    assert body(call("GET", "alice"))["channels"] == {"push": False}
+    call("PUT", "erin", {"channels": {"push": False}})
+    assert body(call("GET", "frank")) == {"channels": {}, "types": {}, "quietHours": None}
+    call("PATCH", "frank", {"channels": {"inApp": False}})
+    assert body(call("GET", "erin"))["channels"] == {"push": False}
 
 
 @pytest.mark.parametrize(
