@@ -26,6 +26,7 @@ from notify.delivery_machine import (
     SendRealtime,
     Status,
     Transition,
+    UserView,
     decide,
     new_state,
 )
@@ -63,7 +64,7 @@ def insert_arrived(
     """What the notifier does with a message: decide on the row to be, insert the result."""
     now = time.time()
     row_to_be = new_state(notification.delivery, expiry_of(notification, now))
-    step = decide(row_to_be, Arrived(claim_id, online), now, RULES)
+    step = decide(row_to_be, Arrived(claim_id, UserView(online=bool(online))), now, RULES)
     return store.insert(notification, step.state, now)
 
 
@@ -147,7 +148,7 @@ def test_a_deadline_decided_on_a_snapshot_from_before_the_ack_pushes_nothing(sto
     assert current is not None
     step(store, current, Acked())
     # ``record`` predates the ack: the write conflicts, the row is read again and the push is not claimed.
-    after, decision = step(store, record, DeadlinePassed("c2"))
+    after, decision = step(store, record, DeadlinePassed("c2", UserView()))
     assert decision.actions == () and after.status == Status.ACKED and not after.state.push.claim_id
 
 
