@@ -36,9 +36,11 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from azure.storage.queue import QueueClient, QueueMessage, TextBase64EncodePolicy
 
 from devstack.functions_host.queue_listener import MIN_POLLING_INTERVAL, PollingBackoff
+from notify.push_templates import notification_tags
+from notify.user_rows import user_connections_query
 from shared.clients import TABLE_RETRY, queue_retry_policy
 from shared.notification_hubs import parse_connection_string, sas_token
-from shared.user_keys import user_key, user_tag
+from shared.user_keys import user_tag
 
 READY_PREFIX = "floor ready"
 RECEIVE_VISIBILITY_SECONDS = 600
@@ -105,9 +107,10 @@ class Services:
         return client
 
     def online(self, user_id: str) -> bool:
-        """True when the app's presence table has a row for the user (one query)."""
+        """True when the app holds a connection row for the user (one query, DEVICES_TABLE)."""
+        query, parameters = user_connections_query(user_id)
         rows = self._presence.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": user_key(user_id)}, select=["RowKey"], results_per_page=1
+            query, parameters=parameters, select=["RowKey"], results_per_page=1
         )
         return next(iter(rows), None) is not None
 
@@ -133,7 +136,8 @@ class Services:
                 "x-ms-version": "2020-06",
                 "Content-Type": "application/json;charset=utf-8",
                 "ServiceBusNotification-Format": "template",
-                "ServiceBusNotification-Tags": user_tag(document["userId"]),
+                # The notification template only, as the app sends (not the retract template).
+                "ServiceBusNotification-Tags": notification_tags(user_tag(document["userId"])),
             },
             timeout=(5, 15),
         )

@@ -186,7 +186,7 @@ class RequestCounter:
                         self.stack.webpubsub.connection_string,
                         self.stack.notification_hubs.connection_string,
                         HUB,
-                        self.values["PRESENCE_TABLE"],
+                        self.values["DEVICES_TABLE"],
                         consumer.records,
                     ),
                     **proxy_environment(self.tap.url),
@@ -210,7 +210,7 @@ class RequestCounter:
             self.stack.functions_host.url, self.values["AUTH_DEV_SECRET"], online, silent
         )
         self.clients.connect()
-        wait_for_presence(self.storage, self.values["PRESENCE_TABLE"], online)
+        wait_for_presence(self.storage, self.values["DEVICES_TABLE"], online)
         self.tap.route_events(
             [u for users in self.consumers[GUARANTEE_FLOOR].users.values() for u in users],
             ("127.0.0.1", guarantee_webhook),

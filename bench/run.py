@@ -156,7 +156,7 @@ class Bench:
         self.clients = AckingClients(self.stack.functions_host.url, self.values["AUTH_DEV_SECRET"],
                                      self.realtime_users)
         self.clients.connect()
-        wait_for_presence(self.storage, self.values["PRESENCE_TABLE"], self.realtime_users)
+        wait_for_presence(self.storage, self.values["DEVICES_TABLE"], self.realtime_users)
 
     def close(self) -> None:
         """Disconnect the clients."""
@@ -248,7 +248,7 @@ class Bench:
         name = "benchfloor" + uuid.uuid4().hex[:8]
         environ = floor_environment(self.storage, self.stack.webpubsub.connection_string,
                                     self.stack.notification_hubs.connection_string, HUB,
-                                    self.values["PRESENCE_TABLE"], name)
+                                    self.values["DEVICES_TABLE"], name)
         options = {"concurrency": str(HOST_WORKER_THREADS), "batch-size": str(self.batch_size),
                    "new-batch-threshold": str(self.threshold), "max-polling-ms": str(self.polling_ms)}
         floor = FloorProcess(kind, environ, queue_name, name + "deadlines", self.options.ack_timeout, options)

@@ -13,7 +13,7 @@ from azure.data.tables import TableClient
 
 from devstack.demo import register_device, target_for_stack
 from devstack.stack import RunningStack
-from shared.user_keys import user_key
+from notify.user_rows import user_connections_query
 
 
 def in_threads(work: Callable[[str], None], items: Sequence[str], threads: int) -> None:
@@ -50,10 +50,9 @@ def register_devices(stack: RunningStack, app_env: Mapping[str, str], user_ids: 
 
 
 def has_presence(presence: TableClient, user_id: str) -> bool:
-    """True when the presence table has a row for the user."""
-    rows = presence.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": user_key(user_id)}, select=["RowKey"]
-    )
+    """True when the app holds a connection row for the user (``presence``: the DEVICES_TABLE)."""
+    query, parameters = user_connections_query(user_id)
+    rows = presence.query_entities(query, parameters=parameters, select=["RowKey"])
     return next(iter(rows), None) is not None
 
 

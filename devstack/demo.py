@@ -49,6 +49,7 @@ from devstack.stack import (
     default_settings_file,
     running_stack,
 )
+from notify.user_rows import user_connections_query
 from shared.auth import make_dev_token
 from shared.user_keys import user_key
 
@@ -337,9 +338,10 @@ def delivery_row(target: DemoTarget, user_id: str, notification_id: str) -> dict
 
 
 def presence_count(target: DemoTarget, user_id: str) -> int:
-    """How many connections the presence table holds for ``user_id``."""
-    with target.table("PRESENCE_TABLE") as table:
-        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": user_key(user_id)})
+    """How many connection rows the app holds for ``user_id`` (in the user's partition of DEVICES_TABLE)."""
+    query, parameters = user_connections_query(user_id)
+    with target.table("DEVICES_TABLE") as table:
+        rows = table.query_entities(query, parameters=parameters)
         try:
             return sum(1 for _ in rows)
         except ResourceNotFoundError:

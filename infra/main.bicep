@@ -120,13 +120,10 @@ param notificationsQueueName string = 'notifications'
 @description('Queue of ack-deadline messages.')
 param deadlinesQueueName string = 'notification-deadlines'
 
-@description('Table of live connections.')
-param presenceTableName string = 'presence'
-
 @description('Table of delivery records.')
 param deliveriesTableName string = 'deliveries'
 
-@description('Table of device installation ownership.')
+@description('Table of device installation ownership and, per user, the device index, live connections and notification preferences.')
 param devicesTableName string = 'devices'
 
 // ---- behaviour (defaults = the app's defaults) -----------------------------------------------------
@@ -196,7 +193,6 @@ var queueNames = [
   '${deadlinesQueueName}-poison'
 ]
 var tableNames = [
-  presenceTableName
   deliveriesTableName
   devicesTableName
 ]
@@ -304,7 +300,6 @@ var appSettings = {
   NOTIFICATION_HUB_NAME: notificationHubName
   NOTIFICATIONS_QUEUE: notificationsQueueName
   DEADLINES_QUEUE: deadlinesQueueName
-  PRESENCE_TABLE: presenceTableName
   DELIVERIES_TABLE: deliveriesTableName
   DEVICES_TABLE: devicesTableName
   ACK_TIMEOUT_SECONDS: string(ackTimeoutSeconds)

@@ -9,7 +9,7 @@ read the user (``LoadUser``: decide again with the user's preferences), let the 
 outcome. A send reports its result as the next event (``RealtimeSent``, ``PushSent``, ``RetractSent``,
 ``SendFailed``, ``SendInterrupted``), which goes through the same loop.
 
-The user is read once per notification (devices, preferences and, for ``auto``, presence) and turned
+The user is read once per notification (presence, devices and preferences in one request) and turned
 into a :class:`~notify.delivery_machine.UserView` by :func:`notify.preferences.channel_gates`.
 Sends are retried within the retry policy; a transient failure that outlives it gives the claims back
 (``SendInterrupted``); the machine then lets the host redeliver the message (``RetryByHost``: the error
@@ -58,7 +58,7 @@ from notify.delivery_machine import (
     new_state,
 )
 from notify.message import format_message
-from notify.model import Delivery, Notification
+from notify.model import Notification
 from notify.preferences import channel_gates
 from notify.push_templates import PushOptions
 from notify.user_state import UserState
@@ -106,8 +106,8 @@ class RealtimeSending(Protocol):
 class UserReading(Protocol):
     """Reads what decisions need to know about a user (``notify.user_state.UserDirectory``)."""
 
-    def read(self, user_id: str, presence: bool = False) -> UserState:
-        """Devices, preferences and (when asked) presence; raise TransientError / UpstreamError."""
+    def read(self, user_id: str) -> UserState:
+        """Presence, devices and preferences; raise TransientError / UpstreamError."""
         ...
 
 
@@ -185,7 +185,7 @@ class Notifier:
 
     def handle(self, notification: Notification) -> None:
         """Deliver a notification from the queue. Raises TransientError when a retry may succeed."""
-        user = self._users.read(notification.user_id, presence=notification.delivery is Delivery.AUTO)
+        user = self._users.read(notification.user_id)  # presence, devices and preferences in one request
         claim_id = new_claim_id()
         now = self._now()
         event = Arrived(claim_id, self._view(user, notification, now))

@@ -1,7 +1,9 @@
-"""Who is connected: one Table row per Web PubSub connection.
+"""Who is connected: one Table row per Web PubSub connection, in the user's partition of DEVICES_TABLE.
 
-Row: PartitionKey = ``user_key(userId)``, RowKey = connectionId, ``userId``, ``connectedAt`` (unix seconds).
-A user is online while any row exists. ``disconnected`` events can be lost (instance crash, service
+Row: PartitionKey = ``user:<user key>``, RowKey = ``~connection:<connectionId>``, ``userId``,
+``connectionId``, ``connectedAt`` (unix seconds); the partition's layout is :mod:`notify.user_rows`, so
+one query answers presence together with devices and preferences (:mod:`notify.user_state`). A user is
+online while any connection row exists. ``disconnected`` events can be lost (instance crash, service
 hiccup), so a timer sweeps rows older than a threshold whose connection the service no longer knows.
 """
 
@@ -16,14 +18,21 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from notify.deliveries import translate_azure_error
-from shared.user_keys import user_key
+from notify.user_rows import (
+    CONNECTION_RANGE,
+    CONNECTION_ROWS,
+    connection_id_of,
+    connection_row_key,
+    user_connections_query,
+    user_partition,
+)
 
 logger = logging.getLogger(__name__)
 SERVICE = "table storage"
 
 
 class PresenceStore:
-    """Presence rows in a Table."""
+    """Connection rows in the users' partitions of a Table (DEVICES_TABLE)."""
 
     def __init__(self, table: TableClient, clock: Callable[[], float] = time.time) -> None:
         self._table = table
@@ -32,10 +41,11 @@ class PresenceStore:
     def connected(self, user_id: str, connection_id: str) -> None:
         """Record a new connection (idempotent). Raises TransientError / UpstreamError."""
         entity = {
-            "PartitionKey": user_key(user_id),
-            "RowKey": connection_id,
+            "PartitionKey": user_partition(user_id),
+            "RowKey": connection_row_key(connection_id),
             "userId": user_id,
-            "connectedAt": self._clock(),
+            "connectionId": connection_id,
+            "connectedAt": float(self._clock()),
         }
         try:
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
@@ -45,7 +55,7 @@ class PresenceStore:
     def disconnected(self, user_id: str, connection_id: str) -> None:
         """Remove a connection's row; a row that is already gone is success."""
         try:
-            self._table.delete_entity(user_key(user_id), connection_id)
+            self._table.delete_entity(user_partition(user_id), connection_row_key(connection_id))
         except ResourceNotFoundError:
             return
         except AzureError as exc:
@@ -53,12 +63,10 @@ class PresenceStore:
 
     def is_online(self, user_id: str) -> bool:
         """True when the user has at least one recorded connection."""
+        query, parameters = user_connections_query(user_id)
         try:
             rows = self._table.query_entities(
-                "PartitionKey eq @pk",
-                parameters={"pk": user_key(user_id)},
-                select=["RowKey"],
-                results_per_page=1,
+                query, parameters=parameters, select=["RowKey"], results_per_page=1
             )
             return next(iter(rows), None) is not None
         except AzureError as exc:
@@ -66,11 +74,10 @@ class PresenceStore:
 
     def connections(self, user_id: str) -> list[str]:
         """The user's recorded connection ids."""
+        query, parameters = user_connections_query(user_id)
         try:
-            rows = self._table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": user_key(user_id)}, select=["RowKey"]
-            )
-            return [str(row["RowKey"]) for row in rows]
+            rows = self._table.query_entities(query, parameters=parameters, select=["RowKey"])
+            return [c for row in rows if (c := connection_id_of(str(row["RowKey"]))) is not None]
         except AzureError as exc:
             _raise_translated(exc, "query presence")
 
@@ -80,8 +87,8 @@ class PresenceStore:
         try:
             rows = list(
                 self._table.query_entities(
-                    "connectedAt lt @cutoff",
-                    parameters={"cutoff": float(cutoff)},
+                    f"{CONNECTION_ROWS} and connectedAt lt @cutoff",
+                    parameters={**CONNECTION_RANGE, "cutoff": float(cutoff)},
                     select=["PartitionKey", "RowKey", "connectedAt"],
                 )
             )
@@ -89,11 +96,11 @@ class PresenceStore:
             _raise_translated(exc, "list presence")
         removed = 0
         for row in rows:
-            connection_id = str(row["RowKey"])
-            if connection_exists(connection_id):
+            connection_id = connection_id_of(str(row["RowKey"]))
+            if connection_id is None or connection_exists(connection_id):
                 continue
             try:
-                self._table.delete_entity(str(row["PartitionKey"]), connection_id)
+                self._table.delete_entity(str(row["PartitionKey"]), str(row["RowKey"]))
             except ResourceNotFoundError:
                 continue
             except AzureError as exc:

@@ -1,12 +1,8 @@
-"""What the notifier needs to know about a user, kept in one table partition so one request answers it.
+"""What the notifier needs to know about a user, in one request: presence, devices and preferences.
 
-Partition ``user:<user key>`` of ``DEVICES_TABLE`` holds:
-
-* the device-index rows, RowKey = installationId (written only by :mod:`notify.devices`, under its lease);
-* the preferences row, RowKey ``~preferences``: ``document``, the canonical preferences JSON.
-
-Row keys this module owns start with ``~``, which sorts after every character an installation id may
-contain (letters, digits, ``-``, ``_``), so device rows are exactly the rows below ``~``.
+They share the user's partition of ``DEVICES_TABLE`` (layout: :mod:`notify.user_rows`): the device-index
+rows (:mod:`notify.devices`), the connection rows (:mod:`notify.presence`) and the preferences row, whose
+``document`` is the canonical preferences JSON. :meth:`UserDirectory.read` is one partition query.
 """
 
 from __future__ import annotations
@@ -29,22 +25,15 @@ from azure.data.tables import TableClient, UpdateMode
 
 from notify.deliveries import translate_azure_error
 from notify.preferences import Preferences, parse_preferences, preferences_document
-from notify.presence import PresenceStore
+from notify.user_rows import PREFERENCES_ROW, connection_id_of, is_device_row, user_partition
 from shared.clients import get_table_client
 from shared.errors import BadRequestError, TransientError
 from shared.settings import get_settings
-from shared.user_keys import user_hash, user_key
+from shared.user_keys import user_hash
 
 logger = logging.getLogger(__name__)
 SERVICE = "table storage"
-OWN_ROW_PREFIX = "~"
-PREFERENCES_ROW = "~preferences"
 _MAX_CONFLICTS = 5
-
-
-def user_partition(user_id: str) -> str:
-    """The user's partition in DEVICES_TABLE (the same one ``notify.devices`` keeps its index in)."""
-    return f"user:{user_key(user_id)}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +42,7 @@ class UserState:
 
     device_count: int
     preferences: Preferences
-    online: bool = False  # read only when asked for
+    online: bool = False
 
     @property
     def has_devices(self) -> bool:
@@ -76,16 +65,15 @@ def _stored_preferences(user_id: str, row: dict[str, Any] | None) -> Preferences
 class UserDirectory:
     """Reads a user's state in one request; reads and writes their preferences."""
 
-    def __init__(self, table: TableClient, presence: PresenceStore | None = None) -> None:
+    def __init__(self, table: TableClient) -> None:
         self._table = table
-        self._presence = presence
 
-    def read(self, user_id: str, presence: bool = False) -> UserState:
-        """Devices and preferences of the user in one partition query (and presence when asked).
+    def read(self, user_id: str) -> UserState:
+        """Presence, devices and preferences of the user in one partition query.
 
         Raises TransientError/UpstreamError.
         """
-        online = bool(presence and self._presence is not None and self._presence.is_online(user_id))
+        online = False
         devices = 0
         preferences_row: dict[str, Any] | None = None
         try:
@@ -98,8 +86,10 @@ class UserDirectory:
                 key = str(row["RowKey"])
                 if key == PREFERENCES_ROW:
                     preferences_row = dict(row)
-                elif not key.startswith(OWN_ROW_PREFIX):
+                elif is_device_row(key):
                     devices += 1
+                elif connection_id_of(key) is not None:
+                    online = True
         except AzureError as exc:
             _raise_translated(exc, "read user state")
         return UserState(devices, _stored_preferences(user_id, preferences_row), online)
@@ -164,7 +154,5 @@ def _raise_translated(exc: AzureError, what: str) -> NoReturn:
 
 @lru_cache(maxsize=1)
 def get_user_directory() -> UserDirectory:
-    """The process-wide UserDirectory over DEVICES_TABLE (and, for presence, PRESENCE_TABLE)."""
-    settings = get_settings()
-    presence = PresenceStore(get_table_client(settings.presence_table))
-    return UserDirectory(get_table_client(settings.devices_table), presence)
+    """The process-wide UserDirectory over DEVICES_TABLE."""
+    return UserDirectory(get_table_client(get_settings().devices_table))

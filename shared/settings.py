@@ -23,7 +23,6 @@ DEFAULTS: dict[str, str] = {
     "WebPubSubHub": "notify",
     "NOTIFICATIONS_QUEUE": "notifications",
     "DEADLINES_QUEUE": "notification-deadlines",
-    "PRESENCE_TABLE": "presence",
     "DELIVERIES_TABLE": "deliveries",
     "DEVICES_TABLE": "devices",
     "ACK_TIMEOUT_SECONDS": "10",
@@ -105,7 +104,6 @@ class Settings:
     notification_hub_name: str | None
     notifications_queue: str
     deadlines_queue: str
-    presence_table: str
     deliveries_table: str
     devices_table: str
     ack_timeout_seconds: int
@@ -132,7 +130,6 @@ class Settings:
             notification_hub_name=reader.optional("NOTIFICATION_HUB_NAME"),
             notifications_queue=reader.queue_name("NOTIFICATIONS_QUEUE"),
             deadlines_queue=reader.queue_name("DEADLINES_QUEUE"),
-            presence_table=reader.table_name("PRESENCE_TABLE"),
             deliveries_table=reader.table_name("DELIVERIES_TABLE"),
             devices_table=reader.table_name("DEVICES_TABLE"),
             ack_timeout_seconds=reader.integer("ACK_TIMEOUT_SECONDS", minimum=0, maximum=600),

@@ -16,7 +16,7 @@ param deploymentContainerName string
 @description('Queues to create: the notification and ack-deadline queues and their -poison queues.')
 param queueNames array
 
-@description('Tables to create: presence, deliveries, devices.')
+@description('Tables to create: deliveries, devices.')
 param tableNames array
 
 resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {

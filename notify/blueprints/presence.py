@@ -108,8 +108,8 @@ def sweep_presence(presence: PresenceStore, realtime: RealtimeSender, older_than
 
 @lru_cache(maxsize=1)
 def get_presence_store() -> PresenceStore:
-    """The process-wide PresenceStore built from settings."""
-    return PresenceStore(get_table_client(get_settings().presence_table))
+    """The process-wide PresenceStore (connection rows live in the users' partitions of DEVICES_TABLE)."""
+    return PresenceStore(get_table_client(get_settings().devices_table))
 
 
 def _load(request: str | bytes) -> dict[str, Any]:

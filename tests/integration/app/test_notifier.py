@@ -98,8 +98,8 @@ def stack(
 ) -> Iterator[Stack]:
     conn = azurite.connection_string
     tables = TableServiceClient.from_connection_string(conn)
-    table_names = [unique_name("deliveries"), unique_name("presence"), unique_name("devices")]
-    deliveries_table, presence_table, devices_table = (tables.create_table(name) for name in table_names)
+    table_names = [unique_name("deliveries"), unique_name("devices")]
+    deliveries_table, devices_table = (tables.create_table(name) for name in table_names)
     queue_name = unique_name("notifications")
     queues = [
         QueueClient.from_connection_string(conn, queue_name, message_encode_policy=TextBase64EncodePolicy()),
@@ -123,11 +123,11 @@ def stack(
         notification_hubs_emulator.connection_string, nh_hub, retry=NH_RETRY
     )
     deliveries = DeliveryStore(deliveries_table)
-    presence = PresenceStore(presence_table)
+    presence = PresenceStore(devices_table)  # connection rows live in the users' partitions there
     realtime = RealtimeSender(wps)
     devices = DeviceRegistry(devices_table, nh_client)
     push = PushSender(nh_client)
-    users = UserDirectory(devices_table, presence)
+    users = UserDirectory(devices_table)
     notifier = Notifier(
         deliveries=deliveries,
         users=users,

@@ -10,10 +10,15 @@ import websocket
 from azure.data.tables import TableClient
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
+from devstack.notificationhubs.emulator import RunningNotificationHubs
 from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints.presence import handle_connected, handle_disconnected, sweep_presence
+from notify.devices import DeviceRegistry
+from notify.preferences import parse_preferences
 from notify.presence import PresenceStore
 from notify.realtime import RealtimeSender
+from notify.user_state import UserDirectory, UserState
+from shared.notification_hubs import NotificationHubsClient
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +134,35 @@ def test_deeply_nested_events_are_ignored(table: TableClient) -> None:
     nested = event("connected", "alice", "c1")[:-1] + ', "claims": ' + "[" * 5000 + "]" * 5000 + "}"
     handle_connected(nested, presence)
     assert list(table.list_entities()) == []
+
+
+def test_connection_rows_share_the_user_partition_with_devices_and_preferences(
+    table: TableClient, notification_hubs_emulator: RunningNotificationHubs, nh_hub: str
+) -> None:
+    """One partition per user holds device-index, connection and preferences rows; none passes for another."""
+    presence = PresenceStore(table)
+    directory = UserDirectory(table)
+    nh = NotificationHubsClient(notification_hubs_emulator.connection_string, nh_hub)
+    registry = DeviceRegistry(table, nh)
+    try:
+        registry.register("zoe", "zoes-phone", "apns", "0c" * 32)
+        directory.replace_preferences("zoe", parse_preferences({"channels": {"push": False}}))
+        assert not presence.is_online("zoe") and presence.connections("zoe") == []
+        assert directory.read("zoe") == UserState(1, parse_preferences({"channels": {"push": False}}), False)
+
+        presence.connected("zoe", "c-9")
+        PresenceStore(table, clock=lambda: 1000.0).connected("zoe", "c-old")
+        state = directory.read("zoe")
+        assert (state.online, state.device_count) == (True, 1)
+        assert sorted(presence.connections("zoe")) == ["c-9", "c-old"]
+
+        assert presence.sweep(300, connection_exists=lambda _: False) == 1  # c-old only
+        assert presence.connections("zoe") == ["c-9"]
+        presence.disconnected("zoe", "c-9")
+        assert not presence.is_online("zoe")
+        assert registry.has_devices("zoe")  # the device row is untouched
+        registry.unregister("zoe", "zoes-phone")
+        assert not registry.has_devices("zoe")  # the preferences row is not a device
+        assert directory.read("zoe").device_count == 0
+    finally:
+        nh.close()

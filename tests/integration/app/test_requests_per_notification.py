@@ -36,6 +36,7 @@ from notify.blueprints.presence import handle_ack, handle_connected
 from notify.deliveries import DeliveryStore
 from notify.devices import DeviceRegistry
 from notify.notifier import Notifier
+from notify.preferences import parse_preferences
 from notify.presence import PresenceStore
 from notify.push import PushSender
 from notify.realtime import RealtimeSender
@@ -103,6 +104,7 @@ class Counted:
     notifier: Notifier
     presence: PresenceStore
     devices: DeviceRegistry
+    users: UserDirectory
     wps: WebPubSubServiceClient
     deadlines: QueueClient
     poison: QueueClient
@@ -128,8 +130,7 @@ def counted(
 ) -> Iterator[Counted]:
     conn = azurite.connection_string
     log = RequestLog()
-    names = {"deliveries": unique_name("deliveries"), "presence": unique_name("presence"),
-             "devices": unique_name("devices")}
+    names = {"deliveries": unique_name("deliveries"), "devices": unique_name("devices")}
     log.names.update({value: key for key, value in names.items()})
     tables = TableServiceClient.from_connection_string(conn, transport=CountingTransport(log))
     for name in names.values():
@@ -159,11 +160,12 @@ def counted(
         notification_hubs_emulator.connection_string, nh_hub, session=CountingSession(log),
         retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),
     )
-    presence = PresenceStore(tables.get_table_client(names["presence"]))
+    presence = PresenceStore(tables.get_table_client(names["devices"]))
+    users = UserDirectory(tables.get_table_client(names["devices"]))
     devices = DeviceRegistry(tables.get_table_client(names["devices"]), nh_client)
     notifier = Notifier(
         deliveries=DeliveryStore(tables.get_table_client(names["deliveries"])),
-        users=UserDirectory(tables.get_table_client(names["devices"]), presence),
+        users=users,
         realtime=RealtimeSender(wps),
         push=PushSender(nh_client),
         deadline_queue=deadlines,
@@ -172,7 +174,7 @@ def counted(
         recheck_queue=notifications,
     )
     try:
-        yield Counted(notifier, presence, devices, wps, deadlines, poison, log)
+        yield Counted(notifier, presence, devices, users, wps, deadlines, poison, log)
     finally:
         nh_client.close()
         wps.close()
@@ -193,6 +195,11 @@ def connect(counted: Counted, user_id: str) -> UserSocket:
     return sock
 
 
+# Before issue 14 (presence, device index and preferences apart; decisions in Notifier/DeliveryStore):
+# realtime acked 8, not acked -> push 10, offline -> push 5, offline without devices 4, both 7.
+USER_READ = "devices GET"  # one partition query: connections, devices, preferences
+
+
 def test_realtime_acked(counted: Counted) -> None:
     register_device(counted, "ra")
     sock = connect(counted, "ra")
@@ -207,14 +214,14 @@ def test_realtime_acked(counted: Counted) -> None:
     finally:
         sock.close()
     assert log.count() == {
-        "presence GET": 1,  # is the user online?
+        USER_READ: 1,  # online? devices? preferences?
         "deliveries POST": 1,  # insert the record with the in-app channel claimed
         "wps POST": 1,  # send to the user
         "deliveries PATCH": 2,  # record the send; record the ack
         "deadlines POST": 1,  # the ack deadline
         "deliveries GET": 2,  # the ack reads the record; the deadline reads it and stops
     }
-    assert len(log.seen) == 8
+    assert len(log.seen) == 8  # before: 8
 
 
 def test_not_acked_falls_back_to_push(counted: Counted) -> None:
@@ -227,16 +234,15 @@ def test_not_acked_falls_back_to_push(counted: Counted) -> None:
     finally:
         sock.close()
     assert log.count() == {
-        "presence GET": 1,
+        USER_READ: 2,  # on arrival; again at the deadline (preferences and quiet hours may have changed)
         "deliveries POST": 1,
         "wps POST": 1,
         "deliveries PATCH": 3,  # record the in-app send; claim the push; record the push
         "deadlines POST": 1,
         "deliveries GET": 1,  # the deadline reads the record
-        "devices GET": 1,  # has the user a device?
         "nh POST": 1,  # the template send
     }
-    assert len(log.seen) == 10
+    assert len(log.seen) == 10  # before: 10 (the device-index query was the second read)
 
 
 def test_offline_is_pushed(counted: Counted) -> None:
@@ -244,25 +250,22 @@ def test_offline_is_pushed(counted: Counted) -> None:
     with counted.counting() as log:
         deliver_with(counted.notifier, counted.poison, notification("op"))
     assert log.count() == {
-        "presence GET": 1,
+        USER_READ: 1,
         "deliveries POST": 1,  # insert with the push claimed
-        "devices GET": 1,
         "nh POST": 1,
         "deliveries PATCH": 1,  # record the push
     }
-    assert len(log.seen) == 5
+    assert len(log.seen) == 4  # before: 5
 
 
 def test_offline_without_devices(counted: Counted) -> None:
     with counted.counting() as log:
         deliver_with(counted.notifier, counted.poison, notification("nd"))
     assert log.count() == {
-        "presence GET": 1,
-        "deliveries POST": 1,
-        "devices GET": 1,
-        "deliveries PATCH": 1,  # record no_devices
+        USER_READ: 1,
+        "deliveries POST": 1,  # inserted as no_devices: nothing to claim, nothing to send
     }
-    assert len(log.seen) == 4
+    assert len(log.seen) == 2  # before: 4
 
 
 def test_both(counted: Counted) -> None:
@@ -274,10 +277,46 @@ def test_both(counted: Counted) -> None:
     finally:
         sock.close()
     assert log.count() == {
-        "deliveries POST": 1,  # insert with both channels claimed (7 requests before: the push claim apart)
+        USER_READ: 1,  # preferences (and devices)
+        "deliveries POST": 1,  # insert with both channels claimed
         "wps POST": 1,
         "deliveries PATCH": 2,  # record the in-app send; record the push
-        "devices GET": 1,
         "nh POST": 1,
     }
-    assert len(log.seen) == 6
+    assert len(log.seen) == 6  # before: 7
+
+
+def test_muted_offline(counted: Counted) -> None:
+    register_device(counted, "mo")
+    counted.users.replace_preferences("mo", parse_preferences({"channels": {"push": False}}))
+    with counted.counting() as log:
+        deliver_with(counted.notifier, counted.poison, notification("mo"))
+    assert log.count() == {USER_READ: 1, "deliveries POST": 1}  # inserted as suppressed, with its rule
+
+
+def test_deferred_offline_then_pushed(counted: Counted) -> None:
+    register_device(counted, "dq")
+    window = {"start": "00:00", "end": "24:00"}
+    counted.users.replace_preferences("dq", parse_preferences(
+        {"quietHours": {"timeZone": "Europe/Berlin", "windows": [window]}}
+    ))
+    with counted.counting() as log:
+        deliver_with(counted.notifier, counted.poison, notification("dq"))
+    assert log.count() == {
+        USER_READ: 1,
+        "deliveries POST": 1,  # inserted as deferred
+        "deadlines POST": 1,  # the deferral: a deadline message delayed to the window's end
+    }
+
+
+def test_pushed_then_read_then_retracted(counted: Counted) -> None:
+    register_device(counted, "rr")
+    document = notification("rr")
+    deliver_with(counted.notifier, counted.poison, document)
+    with counted.counting() as log:
+        counted.notifier.handle_read("rr", document["notificationId"])
+    assert log.count() == {
+        "deliveries GET": 1,
+        "deliveries PATCH": 2,  # record the read with the retract claimed; record the retract
+        "nh POST": 1,  # the retract: one template send reaches every device of the user
+    }

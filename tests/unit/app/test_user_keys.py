@@ -153,3 +153,11 @@ def test_accepted_ids_that_look_alike_keep_distinct_keys_and_tags() -> None:
     assert len({user_tag(u).lower() for u in ACCEPTED}) == len(ACCEPTED)
     for user_id in ACCEPTED:
         assert TAG.fullmatch(user_tag(user_id)) and TABLE_FORBIDDEN.search(user_key(user_id)) is None
+
+
+def test_the_user_partition_is_the_one_the_device_index_uses() -> None:
+    from notify.devices import _index_partition
+    from notify.user_rows import user_partition
+
+    for user_id in ("alice", "Alice/Ü", "x" * MAX_USER_ID_LENGTH):
+        assert user_partition(user_id) == _index_partition(user_key(user_id))

@@ -58,7 +58,7 @@ BUILT_IN_ROLES = {
 APP_ROLES = {
     "Storage Blob Data Owner": "Microsoft.Storage/storageAccounts",  # host storage, deployment container
     "Storage Queue Data Contributor": "Microsoft.Storage/storageAccounts",  # triggers, deadlines, poison
-    "Storage Table Data Contributor": "Microsoft.Storage/storageAccounts",  # presence, deliveries, devices
+    "Storage Table Data Contributor": "Microsoft.Storage/storageAccounts",  # deliveries, devices
     "Web PubSub Service Owner": "Microsoft.SignalRService/webPubSub",  # send, connection_exists, tokens
     "Key Vault Secrets User": "Microsoft.KeyVault/vaults",  # NH connection string reference
     "Monitoring Metrics Publisher": "Microsoft.Insights/components",  # telemetry without local auth
