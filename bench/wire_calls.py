@@ -268,12 +268,16 @@ def _webpubsub(method: str, raw_path: str) -> tuple[str, str, tuple[str, ...]]:
     return f"{method.lower()} {path}", "", ()
 
 
+_TAG_IN_EXPRESSION = re.compile(r"[^\s()!&|]+")
+
+
 def _notification_hubs(exchange: Exchange, path: str) -> tuple[str, str, tuple[str, ...]]:
     segments = [s for s in path.split("/") if s]
     hub = segments[0] if segments else ""
     if len(segments) >= 2 and segments[1] == "messages" and exchange.method.upper() == "POST":
+        # A tag or a tag expression ("user:alice && !notify:retract"): each tag in it is a subject.
         tags = exchange.headers.get("servicebusnotification-tags", "")
-        return "send", hub, (tags,) if tags else ()
+        return "send", hub, tuple(dict.fromkeys(_TAG_IN_EXPRESSION.findall(tags)))
     if len(segments) >= 2 and segments[1] == "installations":
         return f"installation {exchange.method.lower()}", hub, ()
     return f"{exchange.method.lower()} {path}", hub, ()

@@ -98,6 +98,8 @@ class QueueListener:
         self._in_flight: dict[str, _InFlight] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._receiving = False  # a receive is under way: its messages are not tracked yet
         self._wakeup = asyncio.Event()
         self._backoff = PollingBackoff(MIN_POLLING_INTERVAL, options.max_polling_interval)
 
@@ -113,7 +115,11 @@ class QueueListener:
     async def stop(self, drain_timeout: float) -> None:
         """Stop polling; wait up to ``drain_timeout`` s for running invocations, then release the rest."""
         if self._poller is not None:
-            self._poller.cancel()
+            self._stopping = True
+            # Cancelled in the middle of a receive, the batch just received (invisible for 10 minutes)
+            # would be neither run nor released: let that poll finish, it stops right after.
+            if not self._receiving:
+                self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         if self._tasks:
@@ -136,7 +142,7 @@ class QueueListener:
 
     async def _poll_forever(self) -> None:
         queue_ready = False
-        while True:
+        while not self._stopping:
             try:
                 if not queue_ready:
                     with contextlib.suppress(ResourceExistsError):
@@ -144,7 +150,13 @@ class QueueListener:
                     queue_ready = True
                 while len(self._tasks) > self._options.new_batch_threshold:
                     await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
-                found = await self._poll_once()
+                self._receiving = True
+                try:
+                    found = await self._poll_once()
+                finally:
+                    self._receiving = False
+                if self._stopping:
+                    return
             except asyncio.CancelledError:
                 raise
             except ResourceNotFoundError:

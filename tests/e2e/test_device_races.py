@@ -24,6 +24,7 @@ from azure.data.tables import TableClient
 
 from devstack.demo import DemoTarget, pushed_notification_id
 from devstack.stack import HUB, RunningStack
+from notify.push_templates import notification_tags
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
 from shared.user_keys import user_key, user_tag
@@ -120,7 +121,7 @@ class Devices:
         """Push to the user's tag as the notifier does; how many pushes reached the installation."""
         marker = "race-" + uuid.uuid4().hex
         properties = {"notificationId": marker, "title": "t", "body": "b", "type": "race", "data": "{}"}
-        self.nh.send_template(properties, user_tag(user))
+        self.nh.send_template(properties, notification_tags(user_tag(user)))
         pushes = self._stack.notification_hubs.pushes(HUB, installation_id=installation_id)
         return sum(1 for push in pushes if pushed_notification_id(push) == marker)
 

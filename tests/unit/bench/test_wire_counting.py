@@ -243,3 +243,12 @@ def test_costs_follow_the_billing_units() -> None:
     assert cost["total"] == pytest.approx(3 * 0.036 + 6 * 0.40 + 2.0)
     assert executions_per_notification(row) == 3  # two queue messages and one event per notification
     assert row.total == 11.5  # 23 calls for two notifications
+
+
+def test_a_send_to_a_tag_expression_concerns_each_tag_in_it() -> None:
+    exchange = Exchange(
+        "notificationhubs", "POST", "/notify/messages/?api-version=2020-06",
+        {"servicebusnotification-tags": "user:bob && !notify:retract"}, b"{}", 201,
+    )
+    call = classify(exchange, lambda _: None, 0.0)
+    assert (call.operation, call.subjects) == ("send", ("user:bob", "notify:retract"))
