@@ -101,6 +101,8 @@ def test_real_http_responses_conform_to_the_openapi_file(e2e_target: DemoTarget)
     auth = {"Authorization": "Bearer " + e2e_target.token(user)}
     device = f"{api}/api/devices/openapi-{uuid.uuid4().hex[:8]}"
     body = {"platform": "fcmv1", "pushChannel": "openapi-fcm-token-" + uuid.uuid4().hex}
+    preferences = f"{api}/api/preferences"
+    quiet = {"timeZone": "Europe/Berlin", "windows": [{"start": "22:00", "end": "07:00"}]}
     calls: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", f"{api}/api/negotiate", {"headers": auth}),
         ("POST", f"{api}/api/negotiate", {}),
@@ -113,13 +115,20 @@ def test_real_http_responses_conform_to_the_openapi_file(e2e_target: DemoTarget)
         ("PUT", f"{api}/api/devices/bad%20id", {"headers": auth, "json": body}),
         ("DELETE", device, {"headers": auth}),
         ("DELETE", device, {"headers": auth}),
+        ("GET", preferences, {"headers": auth}),
+        ("PUT", preferences, {"headers": auth, "json": {"types": {"promo": {"push": False}},
+                                                        "quietHours": quiet}}),
+        ("PATCH", preferences, {"headers": {**auth, "Content-Type": "application/merge-patch+json"},
+                                "data": json.dumps({"quietHours": None})}),
+        ("PUT", preferences, {"headers": auth, "json": {"quietHours": {**quiet, "timeZone": "Mars"}}}),
+        ("GET", preferences, {}),
     ]
     statuses = []
     for method, url, kwargs in calls:
         response = requests.request(method, url, timeout=10, **kwargs)
         statuses.append(response.status_code)
         _check(method, url, response)
-    assert statuses == [200, 401, 401, 200, 403, 400, 400, 400, 400, 204, 204]
+    assert statuses == [200, 401, 401, 200, 403, 400, 400, 400, 400, 204, 204, 200, 200, 200, 400, 401]
 
 
 def test_make_dev_answers_cors_for_localhost_origins_only(e2e_target: DemoTarget) -> None:

@@ -125,6 +125,31 @@ test("across a restart: a push for a notification shown before is not displayed 
   assert.deepEqual(second.received, []);
 });
 
+test("a retract calls onRetract, is not displayed, and makes a later push of the same id a duplicate", async () => {
+  const removed: string[] = [];
+  const s = setup({ onRetract: (r) => void removed.push(`${r.notificationId}/${r.collapseId}`) });
+  listen(s);
+  const retract = { data: { kind: "retract", notificationId: "n-7", collapseId: "n-7" } };
+  assert.deepEqual(await s.client.handlePush(retract), {
+    display: false,
+    notification: null,
+    reason: "retract",
+    retraction: { notificationId: "n-7", collapseId: "n-7" },
+  });
+  assert.deepEqual(removed, ["n-7/n-7"]);
+  assert.equal((await s.client.handlePush(FCM_PUSH("n-7"))).reason, "duplicate");
+  assert.deepEqual(s.received, []);
+});
+
+test("a failing onRetract is an error event; handlePush still answers", async () => {
+  const s = setup({ onRetract: () => Promise.reject(new Error("no such notification")) });
+  const errors: string[] = [];
+  s.client.on("error", (error) => void errors.push(error.code ?? ""));
+  const decision = await s.client.handlePush({ kind: "retract", notificationId: "n-8", aps: {} });
+  assert.equal(decision.reason, "retract");
+  assert.deepEqual(errors, ["retract_failed"]);
+});
+
 test("a payload that is not one of ours is not displayed and reaches no listener", async () => {
   const s = setup();
   listen(s);

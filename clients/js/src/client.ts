@@ -6,7 +6,7 @@ import { NotifyError, describe, type Operation } from "./errors.js";
 import { Emitter } from "./events.js";
 import { ApiClient, platformFetch } from "./http.js";
 import { parseServerMessage } from "./protocol.js";
-import { parsePush } from "./push.js";
+import { parsePush, parseRetract } from "./push.js";
 import { createSeenStore, type SeenStore } from "./seen-store.js";
 import { webPubSubTransport, type RealtimeTransport, type TransportFactory } from "./transport.js";
 import type {
@@ -20,6 +20,7 @@ import type {
   NotifyClientEvents,
   PushDecision,
   PushPlatform,
+  Retraction,
   StateChange,
   TokenProvider,
 } from "./types.js";
@@ -56,6 +57,11 @@ export interface NotifyClientOptions {
   random?: () => number;
   /** The in-app connection (default: `@azure/web-pubsub-client`); for tests. */
   transport?: TransportFactory;
+  /**
+   * Called by {@link NotifyClient.handlePush} for a retract: remove the notification the app shows for
+   * `retraction` (see docs/PUSH-ON-DEVICES.md). A failure is an `error` event; `handlePush` still resolves.
+   */
+  onRetract?: (retraction: Retraction) => void | Promise<void>;
 }
 
 /** Create a client; nothing happens on the network until {@link NotifyClient.start}. */
@@ -85,6 +91,7 @@ export class NotifyClient {
   private readonly tokenCheckIntervalMs: number;
   private readonly maxBuffered: number;
   private readonly transportFactory: TransportFactory;
+  private readonly onRetract: ((retraction: Retraction) => void | Promise<void>) | undefined;
   private transport: RealtimeTransport | undefined;
   private phase: Phase = "idle";
   private publicState: ConnectionState = "idle";
@@ -128,6 +135,7 @@ export class NotifyClient {
     this.tokenCheckIntervalMs = options.tokenCheckIntervalMs ?? 30000;
     this.maxBuffered = options.maxBuffered ?? 100;
     this.transportFactory = options.transport ?? webPubSubTransport;
+    this.onRetract = options.onRetract;
   }
 
   /** The connection state (also emitted as `state` events). */
@@ -227,6 +235,8 @@ export class NotifyClient {
    * the listeners, with source `push`.
    */
   handlePush(payload: unknown, options: { platform?: PushPlatform } = {}): Promise<PushDecision> {
+    const retraction = parseRetract(payload, options.platform);
+    if (retraction !== null) return this.retract(retraction);
     const notification = parsePush(payload, options.platform);
     if (notification === null) {
       return Promise.resolve({ display: false, notification: null, reason: "not_a_notification" });
@@ -403,6 +413,17 @@ export class NotifyClient {
   }
 
   /** Deliver to the listeners unless already delivered; true when it was new. Serialised, in order. */
+  private async retract(retraction: Retraction): Promise<PushDecision> {
+    // Seen by the user: a push of it that arrives after its retract is a duplicate, not news.
+    await this.store.markSeen(retraction.notificationId);
+    try {
+      await this.onRetract?.(retraction);
+    } catch (error) {
+      this.fail("handlePush", "retract_failed", error, retraction.notificationId);
+    }
+    return { display: false, notification: null, reason: "retract", retraction };
+  }
+
   private deliver(notification: Notification, source: NotificationSource): Promise<boolean> {
     const run = this.deliveries.then(() => this.deliverNow(notification, source));
     this.deliveries = run.catch(() => undefined);

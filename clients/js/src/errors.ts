@@ -11,7 +11,7 @@ export type Operation =
 
 /** What a {@link NotifyError} carries besides its message. */
 export interface NotifyErrorDetails {
-  /** Stable code: the service's error code (`unauthorized`, `unknown_notification`, …) or the SDK's own (`network`, `timeout`, `invalid_response`, `no_answer`, `listener_failed`, `store_failed`, `invalid_push`). */
+  /** Stable code: the service's error code (`unauthorized`, `unknown_notification`, …) or the SDK's own (`network`, `timeout`, `invalid_response`, `no_answer`, `listener_failed`, `store_failed`, `retract_failed`, `invalid_push`). */
   readonly code: string;
   /** What the SDK was doing. */
   readonly operation: Operation;

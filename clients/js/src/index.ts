@@ -1,7 +1,7 @@
 // The public surface of the SDK, and nothing else.
 export { createNotifyClient, NotifyClient, type NotifyClientOptions } from "./client.js";
 export { createSeenStore, flushSeenStore, type KeyValueStorage, type SeenStore, type SeenStoreOptions } from "./seen-store.js";
-export { parsePush } from "./push.js";
+export { parsePush, parseRetract } from "./push.js";
 export { NotifyError, type NotifyErrorDetails, type Operation } from "./errors.js";
 export { PROTOCOL_VERSION } from "./protocol.js";
 export type { BackoffOptions } from "./backoff.js";
@@ -19,6 +19,7 @@ export type {
   NotifyClientEvents,
   PushDecision,
   PushPlatform,
+  Retraction,
   StateChange,
   TokenProvider,
 } from "./types.js";

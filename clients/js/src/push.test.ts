@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { parsePush } from "./push.js";
+import { parsePush, parseRetract } from "./push.js";
 
 const DATA = {
   notificationId: "order-42-shipped",
@@ -60,4 +60,17 @@ test("payloads that are not ours are null", () => {
   for (const payload of [null, 42, "not json", [], {}, { data: { hello: "world" } }, { aps: { alert: "hi" } }, { data: { notificationId: "has spaces" } }]) {
     assert.equal(parsePush(payload), null, JSON.stringify(payload));
   }
+});
+
+test("a retract is not a notification, and parseRetract reads it from either platform", () => {
+  const fcm = { message: { android: { priority: "NORMAL" }, data: { kind: "retract", notificationId: "n-9", collapseId: "n-9" } } };
+  const apns = { aps: { "content-available": 1 }, kind: "retract", notificationId: "n-9", collapseId: "h-abc" };
+  assert.equal(parsePush(fcm), null);
+  assert.equal(parsePush(apns), null);
+  assert.deepEqual(parseRetract(fcm), { notificationId: "n-9", collapseId: "n-9" });
+  assert.deepEqual(parseRetract({ data: fcm.message.data }), { notificationId: "n-9", collapseId: "n-9" });
+  assert.deepEqual(parseRetract(JSON.stringify(apns)), { notificationId: "n-9", collapseId: "h-abc" });
+  assert.deepEqual(parseRetract({ kind: "retract", notificationId: "n-9" }, "apns"), { notificationId: "n-9", collapseId: "n-9" });
+  assert.equal(parseRetract({ data: { ...DATA, kind: "notification" } }), null);
+  assert.equal(parseRetract({ data: { kind: "retract", notificationId: "bad id" } }), null);
 });

@@ -1,5 +1,5 @@
-import { isObject, notificationFrom } from "./protocol.js";
-import type { Notification, PushPlatform } from "./types.js";
+import { isNotificationId, isObject, notificationFrom } from "./protocol.js";
+import type { Notification, PushPlatform, Retraction } from "./types.js";
 
 /**
  * The notification in a push payload, or null when the payload is not one of ours. Accepts, for FCM v1,
@@ -19,7 +19,40 @@ export function parsePush(payload: unknown, platform?: PushPlatform): Notificati
   }
   if (!isObject(payload)) return null;
   const detected = platform ?? (isObject(payload["aps"]) ? "apns" : "fcmv1");
+  if (kindOf(payload, detected) === "retract") return null;
   return detected === "apns" ? fromApns(payload) : fromFcm(payload);
+}
+
+/**
+ * The retract in a push payload, or null when the payload is not a retract: the silent push the service
+ * sends when a notification that was pushed has since been seen (acked in-app, read or archived), so that the
+ * app removes it from the notification centre / tray. Accepts the same shapes as {@link parsePush}.
+ */
+export function parseRetract(payload: unknown, platform?: PushPlatform): Retraction | null {
+  if (typeof payload === "string") {
+    try {
+      payload = JSON.parse(payload) as unknown;
+    } catch {
+      return null;
+    }
+  }
+  if (!isObject(payload)) return null;
+  const detected = platform ?? (isObject(payload["aps"]) ? "apns" : "fcmv1");
+  if (kindOf(payload, detected) !== "retract") return null;
+  const fields = detected === "apns" ? payload : fcmData(payload);
+  const notificationId = fields["notificationId"];
+  if (!isNotificationId(notificationId)) return null;
+  const collapseId = fields["collapseId"];
+  return { notificationId, collapseId: typeof collapseId === "string" && collapseId ? collapseId : notificationId };
+}
+
+function fcmData(payload: Record<string, unknown>): Record<string, unknown> {
+  const message = isObject(payload["message"]) ? payload["message"] : payload;
+  return isObject(message["data"]) ? message["data"] : message;
+}
+
+function kindOf(payload: Record<string, unknown>, platform: PushPlatform): unknown {
+  return (platform === "apns" ? payload : fcmData(payload))["kind"];
 }
 
 function fromFcm(payload: Record<string, unknown>): Notification | null {

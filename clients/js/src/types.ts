@@ -45,14 +45,29 @@ export type AckOutcome =
   | { readonly notificationId: string; readonly ok: true }
   | { readonly notificationId: string; readonly ok: false; readonly error: NotifyError };
 
+/**
+ * A retract: the service asks the app to remove a notification it showed as a push, because the user has
+ * seen it since (in-app, or read or archived it). Remove what is shown under `collapseId` (Android: the
+ * notification's tag) or whose payload carries `notificationId` (iOS: `userInfo`).
+ */
+export interface Retraction {
+  readonly notificationId: string;
+  readonly collapseId: string;
+}
+
 /** What {@link NotifyClient.handlePush} decided. */
 export interface PushDecision {
   /** True when the app should display the push: it is a notification not yet shown. */
   readonly display: boolean;
-  /** The notification in the push; null when the payload is not one of ours. */
+  /** The notification in the push; null when the payload is not one of ours, or a retract. */
   readonly notification: Notification | null;
-  /** `new`, `duplicate` (already shown, in-app or by an earlier push) or `not_a_notification`. */
-  readonly reason: "new" | "duplicate" | "not_a_notification";
+  /**
+   * `new`, `duplicate` (already shown, in-app or by an earlier push), `retract` (remove the notification
+   * named in `retraction`; the `onRetract` option was called) or `not_a_notification`.
+   */
+  readonly reason: "new" | "duplicate" | "retract" | "not_a_notification";
+  /** For `retract`: what to remove. */
+  readonly retraction?: Retraction;
 }
 
 /** The push platforms: `fcmv1` (Android, web) and `apns` (iOS). */

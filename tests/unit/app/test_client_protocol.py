@@ -15,7 +15,7 @@ from notify.acks import ERROR_CODES, ack_response
 from notify.devices import PLATFORM_ALIASES, validate_installation_id
 from notify.model import CLIENT_PROTOCOL_VERSION, Notification
 from notify.negotiate import negotiate
-from notify.push_templates import render_payload, template_properties
+from notify.push_templates import PushOptions, render_payload, retract_properties, template_properties
 from shared.errors import BadRequestError, ConfigurationError, NotifyError, TransientError, UpstreamError
 from tests.function_index import indexed_functions
 from tests.openapi_spec import REPO_ROOT, errors, resolve, schema_validator, spec, validator
@@ -133,8 +133,9 @@ def test_the_ack_error_codes_are_the_documented_ones() -> None:
     assert set(error["properties"]["code"]["enum"]) == set(ERROR_CODES)
 
 
-def test_the_push_payloads_the_templates_render_validate() -> None:
-    properties = template_properties(NOTIFICATION)
+@pytest.mark.parametrize("options", [PushOptions(), PushOptions("normal", expires_at=1_900_000_060.0)])
+def test_the_push_payloads_the_templates_render_validate(options: PushOptions) -> None:
+    properties = template_properties(NOTIFICATION, options, now=1_900_000_000.0)
     fcm = json.loads(render_payload("fcmv1", properties))
     assert errors(fcm, schema_validator("FcmV1Message")) == []
     assert errors(fcm["message"]["data"], schema_validator("FcmV1Data")) == []
@@ -142,6 +143,15 @@ def test_the_push_payloads_the_templates_render_validate() -> None:
     assert errors(apns, schema_validator("ApnsPayload")) == []
     for payload in (fcm["message"]["data"], apns):
         assert json.loads(payload["data"]) == NOTIFICATION.data
+
+
+def test_the_retracts_the_templates_render_validate_and_are_not_notifications() -> None:
+    properties = retract_properties(NOTIFICATION.notification_id, None, now=1_900_000_000.0)
+    fcm = json.loads(render_payload("fcmv1", properties, retract=True))
+    apns = json.loads(render_payload("apns", properties, retract=True))
+    assert errors(fcm, schema_validator("FcmV1Retract")) == []
+    assert errors(apns, schema_validator("ApnsRetract")) == []
+    assert errors(fcm, schema_validator("FcmV1Message")) and errors(apns, schema_validator("ApnsPayload"))
 
 
 def _error_classes() -> list[type[NotifyError]]:
