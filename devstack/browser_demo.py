@@ -168,7 +168,7 @@ class BrowserDemo:
             found: list[dict[str, Any]] = response.json()
             return found
 
-        keep = ("id", "installationId", "platform", "time", "outcome", "reason", "payload")
+        keep = ("id", "installationId", "platform", "template", "time", "outcome", "reason", "payload")
         pushes = await asyncio.to_thread(fetch)
         return web.json_response(
             [

@@ -75,7 +75,12 @@ async function pollPushes() {
     const item = document.createElement("li");
     item.dataset.id = push.notificationId ?? "";
     item.dataset.display = String(decision.display);
-    const why = { duplicate: "already shown", not_a_notification: "not a notification" }[decision.reason] ?? decision.reason;
+    item.dataset.kind = decision.reason === "retract" ? "retract" : "notification";
+    const why = {
+      duplicate: "already shown",
+      not_a_notification: "not a notification",
+      retract: "a retract (seen since it was pushed: remove it from the tray)",
+    }[decision.reason] ?? decision.reason;
     const what = decision.display ? badge("displayed as a push", "displayed") : badge(`not displayed: ${why}`, "dropped");
     const meta = document.createElement("div");
     meta.className = "meta";
@@ -101,6 +106,8 @@ async function signIn(event) {
     },
     // Kept across reloads: reload the page and a push for something already shown is still dropped.
     store: createSeenStore({ storage: localStorage, key: `azure-notify.seen.${userId}` }),
+    // A real app removes the shown notification here (docs/PUSH-ON-DEVICES.md).
+    onRetract: (retraction) => log(`retract: remove the shown push of ${retraction.notificationId}`),
   });
   client.onNotification((notification, source) => showNotification(notification, source));
   client.on("ack", showAck);

@@ -16,6 +16,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from devstack.azurite import RunningAzurite
+from devstack.demo import pushed_notification_id
 from devstack.notificationhubs.emulator import RunningNotificationHubs
 from notify.client import NotificationClient
 from notify.deliveries import DeliveryStore
@@ -24,6 +25,8 @@ from notify.devices import DeviceRegistry
 from notify.model import Delivery, Notification
 from notify.presence import PresenceStore
 from notify.push import PushSender
+from notify.push_templates import PushOptions
+from notify.user_state import UserDirectory
 from shared.errors import InvalidMessageError
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
@@ -96,11 +99,13 @@ def test_lookalike_ids_have_separate_presence_deliveries_and_devices(
     installation_id = "dev-" + uuid.uuid4().hex[:12]
     devices.register(first, installation_id, "apns", APNS)
     assert devices.has_devices(first) and not devices.has_devices(second)
-    sender = PushSender(nh, devices)
-    assert sender.send(_notification(second, "to-second")).outcome == "no_devices"
-    assert sender.send(_notification(first, "to-first")).outcome == "pushed"
+    users = UserDirectory(tables["devices"])  # what the notifier reads: one partition per user
+    assert users.read(first).has_devices and not users.read(second).has_devices
+    sender = PushSender(nh)
+    sender.send(_notification(second, "to-second"), PushOptions())  # reaches nobody
+    assert sender.send(_notification(first, "to-first"), PushOptions()).outcome == "pushed"
     reached = notification_hubs_emulator.pushes(nh_hub, installation_id=installation_id)
-    assert len(reached) == 1
+    assert [pushed_notification_id(p) for p in reached] == ["to-first"]
 
 
 @pytest.mark.parametrize("user_id", ["victim ", "a\nb", "nul\u0000", "x" * (MAX_USER_ID_LENGTH + 1)])

@@ -72,11 +72,15 @@ test("a notification from the producer appears in the page, is acked, and its pu
   await page.waitForSelector(`${item} .badge.ack[data-result=acked]`, { timeout: TIMEOUT });
 
   // The push of the same notification reaches the push sink; the page hands it to handlePush.
-  const pushed = `#pushes li[data-id="${id}"]`;
+  const pushed = `#pushes li[data-id="${id}"][data-kind=notification]`;
   await page.waitForSelector(pushed, { timeout: TIMEOUT });
   assert.equal(await page.getAttribute(pushed, "data-display"), "false");
   assert.match((await page.textContent(pushed)) ?? "", /not displayed: already shown/);
   assert.equal(await page.locator(`#notifications li[data-id="${id}"]`).count(), 1, "shown once");
+  // Pushed and acked in-app: the service takes the push back with a silent retract.
+  const retracted = `#pushes li[data-id="${id}"][data-kind=retract]`;
+  await page.waitForSelector(retracted, { timeout: TIMEOUT });
+  assert.equal(await page.getAttribute(retracted, "data-display"), "false");
   await page.screenshot({ path: join(stack.repoRoot, "clients", "js", "dist", "browser-demo.png"), fullPage: true });
   await page.close();
 });
