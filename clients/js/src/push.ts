@@ -10,17 +10,9 @@ import type { Notification, PushPlatform, Retraction } from "./types.js";
  * detection.
  */
 export function parsePush(payload: unknown, platform?: PushPlatform): Notification | null {
-  if (typeof payload === "string") {
-    try {
-      payload = JSON.parse(payload) as unknown;
-    } catch {
-      return null;
-    }
-  }
-  if (!isObject(payload)) return null;
-  const detected = platform ?? (isObject(payload["aps"]) ? "apns" : "fcmv1");
-  if (kindOf(payload, detected) === "retract") return null;
-  return detected === "apns" ? fromApns(payload) : fromFcm(payload);
+  const read = readPayload(payload, platform);
+  if (read === null || kindOf(read.fields, read.platform) === "retract") return null;
+  return read.platform === "apns" ? fromApns(read.fields) : fromFcm(read.fields);
 }
 
 /**
@@ -29,6 +21,20 @@ export function parsePush(payload: unknown, platform?: PushPlatform): Notificati
  * app removes it from the notification centre / tray. Accepts the same shapes as {@link parsePush}.
  */
 export function parseRetract(payload: unknown, platform?: PushPlatform): Retraction | null {
+  const read = readPayload(payload, platform);
+  if (read === null || kindOf(read.fields, read.platform) !== "retract") return null;
+  const fields = read.platform === "apns" ? read.fields : fcmData(read.fields);
+  const notificationId = fields["notificationId"];
+  if (!isNotificationId(notificationId)) return null;
+  const collapseId = fields["collapseId"];
+  return { notificationId, collapseId: typeof collapseId === "string" && collapseId ? collapseId : notificationId };
+}
+
+/** The payload as an object (parsed from JSON text if need be) and its platform (detected unless given). */
+function readPayload(
+  payload: unknown,
+  platform?: PushPlatform,
+): { fields: Record<string, unknown>; platform: PushPlatform } | null {
   if (typeof payload === "string") {
     try {
       payload = JSON.parse(payload) as unknown;
@@ -37,13 +43,7 @@ export function parseRetract(payload: unknown, platform?: PushPlatform): Retract
     }
   }
   if (!isObject(payload)) return null;
-  const detected = platform ?? (isObject(payload["aps"]) ? "apns" : "fcmv1");
-  if (kindOf(payload, detected) !== "retract") return null;
-  const fields = detected === "apns" ? payload : fcmData(payload);
-  const notificationId = fields["notificationId"];
-  if (!isNotificationId(notificationId)) return null;
-  const collapseId = fields["collapseId"];
-  return { notificationId, collapseId: typeof collapseId === "string" && collapseId ? collapseId : notificationId };
+  return { fields: payload, platform: platform ?? (isObject(payload["aps"]) ? "apns" : "fcmv1") };
 }
 
 function fcmData(payload: Record<string, unknown>): Record<string, unknown> {
