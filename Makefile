@@ -1,15 +1,30 @@
 # The two commands a new user needs: `make dev` (run the whole stack locally) and `make test`.
 # Every target installs what it needs itself (Python venv, npm packages), idempotently.
 
-PYTHON ?= python3
+# The app runs on Python 3.13 in Azure (pyproject.toml requires-python, infra/main.bicep pythonVersion), so the
+# venv does too. PYTHON=/path/to/python3.13 wins; else the first that runs and is 3.13 of: python3.13 and
+# python3 on PATH, the pyenv-installed 3.13 (a pyenv shim can exist while its version is not selected).
+PYTHON_VERSION := 3.13
+IS_PYTHON_VERSION := 'import sys; ok = "%d.%d" % sys.version_info[:2] == "$(PYTHON_VERSION)"; ok and print(sys.executable); sys.exit(not ok)'
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python$(PYTHON_VERSION) python3 "$$(pyenv prefix $(PYTHON_VERSION) 2>/dev/null)/bin/python$(PYTHON_VERSION)" \
+	$${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION); do \
+	"$$p" -c $(IS_PYTHON_VERSION) 2>/dev/null && break; done)
+endif
+INSTALL_PYTHON := Install it, e.g. 'apt-get install python$(PYTHON_VERSION)-venv' (Debian 13, Ubuntu 24.10+), \
+	'pyenv install $(PYTHON_VERSION)' or 'uv python install $(PYTHON_VERSION)', or run make with PYTHON=/path/to/python$(PYTHON_VERSION)
+NO_PYTHON := Python $(PYTHON_VERSION) is required and was not found (tried python$(PYTHON_VERSION), python3, pyenv). $(INSTALL_PYTHON)
 VENV := .venv
 PY := $(VENV)/bin/python
-PY_STAMP := $(VENV)/.installed
+PY_STAMP := $(VENV)/.installed-$(PYTHON_VERSION)
+# A venv whose interpreter is not a working $(PYTHON_VERSION) (made with another Python, or its Python was removed)
+# is rebuilt even when its stamp is newer than the requirement files.
+VENV_STALE := $(if $(shell $(PY) -c $(IS_PYTHON_VERSION) 2>/dev/null),,FORCE)
 NODE_STAMP := node_modules/.installed
 CLIENT_JS := clients/js
 CLIENT_JS_STAMP := $(CLIENT_JS)/node_modules/.installed
 
-.PHONY: dev demo test test-js client-js test-client-js chromium lint typecheck unit deps clean help bench bench-requests
+.PHONY: dev demo test test-js client-js test-client-js chromium lint typecheck unit deps clean help bench bench-requests FORCE
 
 help:
 	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
@@ -19,8 +34,12 @@ help:
 	@echo "make bench-requests  requests per notification by path, counted at the wire (about 20 s)"
 	@echo "make deps   install the Python venv and the npm packages (done by the targets above)"
 
-$(PY_STAMP): requirements.txt requirements-dev.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+$(PY_STAMP): requirements.txt requirements-dev.txt $(VENV_STALE)
+	@test -n "$(PYTHON)" || { echo "$(NO_PYTHON)" >&2; exit 1; }
+	@$(PYTHON) -c $(IS_PYTHON_VERSION) >/dev/null 2>&1 || { \
+		echo "PYTHON=$(PYTHON) is not a working Python $(PYTHON_VERSION) ($$($(PYTHON) -V 2>&1)). $(INSTALL_PYTHON)" >&2; exit 1; }
+	@if [ -e $(VENV) ] && ! $(PY) -c $(IS_PYTHON_VERSION) >/dev/null 2>&1; then \
+		echo "Recreating $(VENV): it was not made with Python $(PYTHON_VERSION)"; rm -rf $(VENV); fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -83,6 +102,8 @@ bench: deps
 
 bench-requests: deps
 	$(PY) -m bench --requests
+
+FORCE:
 
 clean:
 	rm -rf $(VENV) node_modules $(CLIENT_JS)/node_modules $(CLIENT_JS)/dist .devstack .mypy_cache .ruff_cache .pytest_cache

@@ -16,6 +16,7 @@ import sys
 import threading
 
 from devstack.azurite import AzuriteNotInstalled
+from devstack.functions_host.process import FunctionsHostStartError
 from devstack.stack import StackAlreadyRunning, app_exists, start_stack
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = start_stack(
             with_host=not args.no_host and app_exists(), persist=not args.in_memory, cors=args.cors
         )
-    except (StackAlreadyRunning, AzuriteNotInstalled) as exc:
+    except (StackAlreadyRunning, AzuriteNotInstalled, FunctionsHostStartError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()

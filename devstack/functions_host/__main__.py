@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%Y-%m-%dT%H:%M:%S",
         stream=sys.stderr,
     )
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)  # also the runtime's own logger, "azure.functions"
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the Functions host logs no access lines
     app_dir = Path(args.app_dir).resolve()
     settings_file = args.settings or app_dir / "local.settings.json"
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         cors = cors_from_local_settings(settings_file, args.cors)
         functions_host = FunctionsHost(app_dir, dict(os.environ), drain_timeout=args.drain_timeout, cors=cors)
     except (IndexingError, SettingsError, ValueError) as exc:
+        stack = getattr(exc, "stack_trace", "")
+        if stack:
+            print(stack.rstrip(), file=sys.stderr, flush=True)
         print(f"functions host failed to start: {exc}", file=sys.stderr, flush=True)
         return 1
     asyncio.run(_serve(functions_host, args.host, port))

@@ -1,7 +1,10 @@
-"""The local Functions host: index the app, serve HTTP and Web PubSub webhooks, run queue and timer listeners.
+"""The local Functions host: load the app into the Python runtime, serve HTTP and Web PubSub webhooks, run
+queue and timer listeners.
 
-``start_functions_host`` runs it in-process on a background thread (tests);
-``python -m devstack.functions_host`` runs it as a separate process (``make dev``, end-to-end tests).
+At start the host asks ``azure-functions-runtime`` (:class:`PythonWorker`) to index the app, takes the
+function metadata it returns, loads each function and from then on sends it every invocation.
+``start_functions_host`` runs it in-process on a background thread (tests); ``python -m
+devstack.functions_host`` runs it as a separate process (``make dev``, end-to-end tests).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +22,11 @@ from aiohttp import web
 
 from devstack.functions_host.cors import CorsSettings, cors_middleware
 from devstack.functions_host.http_trigger import HttpTriggerDispatcher, build_routes
-from devstack.functions_host.indexing import IndexedApp, IndexingError, index_app
+from devstack.functions_host.indexing import IndexedFunction, IndexingError, index_functions
 from devstack.functions_host.invoker import Invoker
 from devstack.functions_host.ncrontab import ScheduleError, parse_schedule
 from devstack.functions_host.output_bindings import check_bindings
+from devstack.functions_host.python_worker import PythonWorker, WorkerError, script_file_name
 from devstack.functions_host.queue_listener import QueueListener
 from devstack.functions_host.settings_loader import (
     QueueOptions,
@@ -60,29 +65,55 @@ class FunctionsHost:
         self.host_json = apply_host_json_overrides(load_host_json(self.app_dir), self.settings)
         self._queue_listeners: list[QueueListener] = []
         self._timers: list[TimerListener] = []
-        self.indexed: IndexedApp = index_app(self.app_dir, self.settings)
+        self.worker = PythonWorker(self.app_dir, script_file_name(self.settings))
         try:
+            self.functions: list[IndexedFunction] = asyncio.run(self._load_app())
             self._check_triggers()
-            check_bindings(self.indexed.functions)
+            check_bindings(self.functions)
             self.queue_options = QueueOptions.from_host_json(self.host_json)
             self.invoker = Invoker(
-                str(self.app_dir),
+                self.worker,
                 self.settings,
                 self.queue_options.message_encoding,
                 on_queue_written=self._notify_queue_listeners,
             )
             self.prefix = route_prefix(self.host_json)
-            self.http = HttpTriggerDispatcher(build_routes(self.indexed.functions), self.prefix, self.invoker)
-            listeners, global_options = build_listeners(self.indexed.functions, self.settings)
+            self.http = HttpTriggerDispatcher(build_routes(self.functions), self.prefix, self.invoker)
+            listeners, global_options = build_listeners(self.functions, self.settings)
             self.webpubsub = WebPubSubDispatcher(listeners, global_options, self.invoker)
             self._queue_connections = {
                 f.name: connection_string_for(f.trigger, self.settings)
-                for f in self.indexed.functions
+                for f in self.functions
                 if f.trigger_type == "queueTrigger"
             }
         except BaseException:
-            self.indexed.unload()
+            self.worker.stop()
             raise
+
+    async def _load_app(self) -> list[IndexedFunction]:
+        """Init the runtime on the app (it indexes it), index its metadata, load every function."""
+        script = script_file_name(self.settings)
+        if not (self.app_dir / script).is_file():
+            raise IndexingError(f"no {script} in {self.app_dir}")
+        where = f"azure-functions-runtime {self.worker.runtime_version}"
+        try:
+            await self.worker.init()
+            metadata = await self.worker.functions_metadata()
+        except WorkerError as exc:
+            raise IndexingError(f"{where} could not index {script}: {exc.message}", exc.stack_trace) from exc
+        functions = index_functions(metadata, self.settings)
+        for function in functions:
+            try:
+                await self.worker.load(function.metadata)
+            except WorkerError as exc:
+                raise IndexingError(f"{where}: {exc}", exc.stack_trace) from exc
+        logger.info(
+            "Python runtime: %s on Python %s, %d functions indexed",
+            where,
+            platform.python_version(),
+            len(functions),
+        )
+        return functions
 
     def _notify_queue_listeners(self, queue_name: str) -> None:
         for listener in self._queue_listeners:
@@ -90,7 +121,7 @@ class FunctionsHost:
                 listener.notify()
 
     def _check_triggers(self) -> None:
-        for function in self.indexed.functions:
+        for function in self.functions:
             if function.trigger_type == "timerTrigger":
                 try:
                     parse_schedule(str(function.trigger.get("schedule", "")))
@@ -106,7 +137,7 @@ class FunctionsHost:
     @property
     def function_names(self) -> list[str]:
         """Names of the indexed functions."""
-        return [f.name for f in self.indexed.functions]
+        return [f.name for f in self.functions]
 
     def build_web_app(self) -> web.Application:
         """Return the aiohttp application serving the host."""
@@ -122,7 +153,7 @@ class FunctionsHost:
         return web.json_response({"state": "Running", "functions": self.function_names})
 
     async def _start_listeners(self, app: web.Application) -> None:
-        for function in self.indexed.functions:
+        for function in self.functions:
             if function.trigger_type == "queueTrigger":
                 listener = QueueListener(
                     function, self._queue_connections[function.name], self.queue_options, self.invoker
@@ -136,7 +167,7 @@ class FunctionsHost:
         self._log_functions()
 
     def _log_functions(self) -> None:
-        for function in self.indexed.functions:
+        for function in self.functions:
             trigger = function.trigger_type
             if trigger == "httpTrigger":
                 route = function.trigger.get("route") or function.name
@@ -156,8 +187,7 @@ class FunctionsHost:
         await asyncio.gather(*(listener.stop(self.drain_timeout) for listener in self._queue_listeners))
         self._timers.clear()
         self._queue_listeners.clear()
-        self.invoker.shutdown()
-        self.indexed.unload()
+        self.worker.stop()
 
 
 @dataclass
@@ -212,7 +242,7 @@ def start_functions_host(
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     cors: str | None = None,
 ) -> RunningFunctionsHost:
-    """Index ``app_dir`` and serve it on a background thread; raise IndexingError/SettingsError on bad apps.
+    """Load ``app_dir`` into the runtime and serve it on a background thread (IndexingError/SettingsError).
 
     ``environ`` is set in os.environ for the host's lifetime (the app reads its settings from there), then
     local.settings.json fills the names that are still unset, as ``func start`` does. ``cors`` is a
@@ -232,7 +262,7 @@ def start_functions_host(
     try:
         bound = server.start()
     except BaseException:
-        functions_host.indexed.unload()
+        functions_host.worker.stop()
         _restore(restore)
         raise
     return RunningFunctionsHost(f"http://{host}:{bound}", bound, functions_host, server, restore)

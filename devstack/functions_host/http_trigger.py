@@ -1,18 +1,28 @@
-"""HTTP triggers: route requests under the host.json route prefix to functions, map responses back."""
+"""HTTP triggers: route requests under the host.json route prefix to functions, map responses back.
+
+The request goes to the runtime as the host's ``ToRpcHttp`` builds it for a worker with the runtime's
+capabilities (``RawHttpBodyBytes``, ``RpcHttpBodyOnly``, ``RpcHttpTriggerMetadataRemoved``): method, absolute
+URL, headers with lower-case names, query values that are not empty, route parameters, and the body as
+``bytes`` when there is one; no trigger metadata. The ``RpcHttp`` (or string) the runtime returns becomes the
+response.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
 
-import azure.functions as func
 from aiohttp import web
 
+from devstack.functions_host import function_rpc as protos
 from devstack.functions_host.http_routes import RouteTemplate
-from devstack.functions_host.indexing import IndexedFunction
+from devstack.functions_host.indexing import IndexedFunction, http_route
 from devstack.functions_host.invocation_log import REASON_HTTP
-from devstack.functions_host.invoker import Invoker
+from devstack.functions_host.invoker import InvocationFailed, Invoker
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +42,7 @@ def build_routes(functions: Sequence[IndexedFunction]) -> list[HttpRoute]:
     for function in functions:
         if function.trigger_type != "httpTrigger":
             continue
-        template = RouteTemplate(str(function.trigger.get("route") or function.name))
+        template = RouteTemplate(http_route(function))
         methods = function.trigger.get("methods")
         allowed = frozenset(str(m).upper() for m in methods) if methods else None
         routes.append(HttpRoute(function, template, allowed))
@@ -41,38 +51,73 @@ def build_routes(functions: Sequence[IndexedFunction]) -> list[HttpRoute]:
     return routes
 
 
-def build_http_request(request: web.Request, body: bytes, route_params: dict[str, str]) -> func.HttpRequest:
-    """Build the ``func.HttpRequest`` the worker would hand to the function."""
+def build_rpc_http(request: web.Request, body: bytes, route_params: dict[str, str]) -> Any:
+    """The ``TypedData(http=RpcHttp)`` the host sends for ``request``."""
+    http = protos.RpcHttp(method=request.method, url=str(request.url))
     # Repeated headers and query keys arrive joined with ',' (.NET StringValues.ToString()).
-    return func.HttpRequest(
-        method=request.method,
-        url=str(request.url),
-        headers={key: ",".join(request.headers.getall(key)) for key in request.headers},
-        params={key: ",".join(request.query.getall(key)) for key in request.query},
-        route_params=route_params,
-        body=body,
-    )
+    for key in dict.fromkeys(request.query.keys()):
+        value = ",".join(request.query.getall(key))
+        if value:  # without the nullable-dictionary capability, empty query values are left out
+            http.query[key] = value
+    for key in dict.fromkeys(request.headers.keys()):
+        http.headers[key.lower()] = ",".join(request.headers.getall(key))
+    for key, value in route_params.items():
+        http.params[key] = value
+    if body:
+        http.body.CopyFrom(protos.TypedData(bytes=body))
+    return protos.TypedData(http=http)
 
 
-def to_web_response(result: object) -> web.Response:
-    """Map a function's return value to an HTTP response the way the worker's HTTP converter does."""
-    if result is None:
+def _cookie_header(cookie: Any) -> str:
+    parts = [f"{cookie.name}={cookie.value}"]
+    if cookie.HasField("domain"):
+        parts.append(f"domain={cookie.domain.value}")
+    if cookie.HasField("path"):
+        parts.append(f"path={cookie.path.value}")
+    if cookie.HasField("expires"):
+        expires = datetime.fromtimestamp(cookie.expires.value.seconds, UTC)
+        parts.append(f"expires={format_datetime(expires, usegmt=True)}")
+    if cookie.HasField("max_age"):
+        parts.append(f"max-age={int(cookie.max_age.value)}")
+    if cookie.HasField("secure") and cookie.secure.value:
+        parts.append("secure")
+    same_site = {1: "lax", 2: "strict", 3: "none"}.get(int(cookie.same_site))
+    if same_site:
+        parts.append(f"samesite={same_site}")
+    if cookie.HasField("http_only") and cookie.http_only.value:
+        parts.append("httponly")
+    return "; ".join(parts)
+
+
+def _body_bytes(body: Any) -> bytes:
+    kind = body.WhichOneof("data")
+    if kind == "string":
+        return str(body.string).encode("utf-8")
+    if kind in ("bytes", "stream"):
+        return bytes(getattr(body, kind))
+    return b""
+
+
+def to_web_response(result: Any) -> web.Response:
+    """Map the function's ``$return`` TypedData (RpcHttp, string or none) to an HTTP response."""
+    kind = result.WhichOneof("data") if result is not None else None
+    if kind is None:
         return web.Response(status=204)
-    if isinstance(result, str):
+    if kind == "string":
         return web.Response(
-            status=200, body=result.encode("utf-8"), headers={"Content-Type": "text/plain; charset=utf-8"}
+            status=200,
+            body=str(result.string).encode("utf-8"),
+            headers={"Content-Type": "text/plain; charset=utf-8"},
         )
-    if isinstance(result, func.HttpResponse):
-        headers = {key: value for key, value in result.headers.items()}
-        if not any(key.lower() == "content-type" for key in headers):
-            mimetype = result.mimetype
-            headers["Content-Type"] = (
-                f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
-            )
-        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
-    raise TypeError(
-        f"an HTTP function must return func.HttpResponse, str or None, not {type(result).__name__}"
-    )
+    if kind == "http":
+        http = result.http
+        response = web.Response(status=int(http.status_code or 200), body=_body_bytes(http.body))
+        for name, value in http.headers.items():
+            response.headers[name] = value
+        for cookie in http.cookies:
+            response.headers.add("Set-Cookie", _cookie_header(cookie))
+        return response
+    raise TypeError(f"an HTTP function's return value arrived as TypedData '{kind}'")
 
 
 class HttpTriggerDispatcher:
@@ -113,13 +158,14 @@ class HttpTriggerDispatcher:
             return web.Response(status=404)
         route, params = found
         body = await request.read()
-        http_request = build_http_request(request, body, params)
         try:
-            result = await self._invoker.invoke(route.function, http_request, REASON_HTTP)
-        except Exception:  # noqa: BLE001 - the host answers 500 for any function failure
+            result = await self._invoker.invoke(
+                route.function, build_rpc_http(request, body, params), REASON_HTTP
+            )
+        except InvocationFailed:  # the host answers 500 for any function failure (logged by the invoker)
             return web.Response(status=500)
         try:
-            return to_web_response(result)
-        except TypeError as exc:
+            return to_web_response(result.return_value)
+        except (TypeError, ValueError) as exc:
             logger.error("Function '%s' returned an unusable HTTP response: %s", route.function.name, exc)
             return web.Response(status=500)

@@ -1,73 +1,54 @@
-"""Index a v2-model app like the Python worker: import function_app.py, find the FunctionApp, read bindings.
+"""The host's half of indexing: turn the runtime's function metadata into functions the listeners can serve.
 
-The worker imports the module, looks for the one top-level ``FunctionRegister`` instance and calls
-``app.get_functions()``; the host then receives each function's ``function.json`` equivalent. This module does
-the same and resolves ``%Setting%`` expressions in binding properties against the app settings, as the host
-does.
+``azure-functions-runtime`` imports ``function_app.py``, finds the app, checks every function and returns one
+``RpcFunctionMetadata`` per function with its bindings as JSON (``raw_bindings``), exactly what the runtime
+sends the host in Azure. This module then does what the host does with it: validates binding names, the single
+trigger and HTTP routes (the host reserves routes starting with ``admin`` and ``runtime``), and resolves
+``%Setting%`` expressions in binding properties against the app settings.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import json
 import re
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import azure.functions as func
-
-MODULE_NAME = "function_app"
 _EXPRESSION = re.compile(r"%([^%]+)%")
+# FunctionDescriptorProvider.BindingNameValidationRegex in the host
+_BINDING_NAME = re.compile(r"^([a-zA-Z][a-zA-Z0-9]{0,127}|\$return)$")
+# ScriptHost.ValidateHttpFunction: HTTP routes in the host's own route space (before the routePrefix is
+# applied)
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
+RESERVED_ROUTE_MESSAGE = "The specified route conflicts with one or more built in routes."
 
 
 class IndexingError(RuntimeError):
-    """The app could not be indexed; the message names the file, function or setting at fault."""
+    """The app could not be indexed or loaded; the message names the file, function or setting at fault.
+
+    ``stack_trace`` holds the runtime's stack trace when the runtime refused the app (import or load errors).
+    """
+
+    def __init__(self, message: str, stack_trace: str = "") -> None:
+        super().__init__(message)
+        self.stack_trace = stack_trace
 
 
 @dataclass(frozen=True)
 class IndexedFunction:
-    """One function as the host sees it: name, resolved trigger, all bindings and the Python callable."""
+    """One function as the host sees it: name, the runtime's function id, resolved trigger and bindings."""
 
     name: str
+    function_id: str
     trigger: dict[str, Any]
     bindings: list[dict[str, Any]]
-    user_function: Callable[..., Any]
-    parameters: tuple[str, ...] = field(default=())
+    metadata: Any = field(default=None, repr=False, compare=False)  # the runtime's RpcFunctionMetadata
 
     @property
     def trigger_type(self) -> str:
         """The trigger binding type (``httpTrigger``, ``queueTrigger``, ...)."""
         return str(self.trigger.get("type", ""))
-
-    @property
-    def is_async(self) -> bool:
-        """True for ``async def`` functions."""
-        return inspect.iscoroutinefunction(self.user_function)
-
-
-@dataclass
-class IndexedApp:
-    """The imported app module and its functions."""
-
-    module: ModuleType
-    functions: list[IndexedFunction]
-    _previous_module: ModuleType | None = None
-    _added_path: str | None = None
-
-    def unload(self) -> None:
-        """Forget the imported module so another app (or a fresh copy of this one) can be indexed."""
-        if sys.modules.get(MODULE_NAME) is self.module:
-            if self._previous_module is not None:
-                sys.modules[MODULE_NAME] = self._previous_module
-            else:
-                del sys.modules[MODULE_NAME]
-        if self._added_path is not None and self._added_path in sys.path:
-            sys.path.remove(self._added_path)
 
 
 def resolve_expressions(value: Any, settings: Mapping[str, str], where: str) -> Any:
@@ -88,94 +69,99 @@ def resolve_expressions(value: Any, settings: Mapping[str, str], where: str) -> 
     return value
 
 
-def _import_app_module(app_dir: Path) -> tuple[ModuleType, ModuleType | None, str | None]:
-    script = app_dir / "function_app.py"
-    if not script.is_file():
-        raise IndexingError(f"no function_app.py in {app_dir}")
-    added_path: str | None = None
-    if str(app_dir) not in sys.path:
-        sys.path.insert(0, str(app_dir))
-        added_path = str(app_dir)
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, script)
-    if spec is None or spec.loader is None:
-        raise IndexingError(f"cannot load {script}")
-    module = importlib.util.module_from_spec(spec)
-    previous = sys.modules.get(MODULE_NAME)
-    # A fresh module object every time: FunctionApp.get_functions() may only run once per app instance.
-    sys.modules[MODULE_NAME] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        if previous is not None:
-            sys.modules[MODULE_NAME] = previous
-        else:
-            sys.modules.pop(MODULE_NAME, None)
-        if added_path is not None:
-            sys.path.remove(added_path)
-        raise IndexingError(f"importing {script} failed: {type(exc).__name__}: {exc}") from exc
-    return module, previous, added_path
+def _is_trigger(binding: Mapping[str, Any]) -> bool:
+    # BindingMetadata.IsTrigger: the binding type ends with "Trigger" (case-insensitive)
+    return str(binding.get("type", "")).lower().endswith("trigger")
 
 
-def _find_function_app(module: ModuleType) -> func.FunctionRegister:
-    found: list[str] = []
-    app: func.FunctionRegister | None = None
-    for attribute in dir(module):
-        candidate = getattr(module, attribute, None)
-        if isinstance(candidate, func.FunctionRegister):
-            found.append(attribute)
-            app = candidate
-    if app is None:
-        raise IndexingError("could not find a top-level FunctionApp instance in function_app.py")
-    if len(found) > 1:
-        raise IndexingError(
-            f"more than one top-level function app instance in function_app.py: {', '.join(found)}"
-        )
-    return app
-
-
-def index_app(app_dir: Path, settings: Mapping[str, str]) -> IndexedApp:
-    """Import ``app_dir/function_app.py``; return its functions with resolved bindings (or IndexingError)."""
-    app_dir = app_dir.resolve()
-    module, previous, added_path = _import_app_module(app_dir)
-    indexed = IndexedApp(module=module, functions=[], _previous_module=previous, _added_path=added_path)
-    try:
-        app = _find_function_app(module)
+def _bindings(name: str, raw_bindings: Iterable[str]) -> list[dict[str, Any]]:
+    bindings: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for raw in raw_bindings:
         try:
-            functions = app.get_functions()
-        except Exception as exc:
-            raise IndexingError(f"indexing function_app.py failed: {type(exc).__name__}: {exc}") from exc
-        for function in functions:
-            indexed.functions.append(_index_function(function, settings))
-    except BaseException:
-        indexed.unload()
-        raise
-    return indexed
+            binding = json.loads(raw)
+        except ValueError as exc:
+            raise IndexingError(f"function '{name}': a binding is not JSON: {raw!r}") from exc
+        if not isinstance(binding, dict):
+            raise IndexingError(f"function '{name}': a binding is not a JSON object: {raw!r}")
+        binding_name = binding.get("name")
+        if not isinstance(binding_name, str) or not _BINDING_NAME.match(binding_name):
+            raise IndexingError(
+                f"function '{name}': The binding name {binding_name} is invalid. "
+                "Please assign a valid name to the binding."
+            )
+        if binding_name.lower() in seen:
+            raise IndexingError(
+                f"function '{name}': Multiple bindings with name '{binding_name}' discovered. "
+                "Binding names must be unique."
+            )
+        seen.add(binding_name.lower())
+        bindings.append(binding)
+    return bindings
 
 
-def _index_function(function: func.Function, settings: Mapping[str, str]) -> IndexedFunction:
-    name = str(function.get_function_name())
-    try:
-        document = json.loads(function.get_function_json())
-    except Exception as exc:
-        raise IndexingError(f"function '{name}': cannot build its bindings: {exc}") from exc
-    bindings = [
-        resolve_expressions(binding, settings, f"function '{name}'") for binding in document["bindings"]
-    ]
-    trigger = function.get_trigger()
-    if trigger is None:
-        raise IndexingError(f"function '{name}' has no trigger")
-    trigger_name = trigger.name
-    triggers = [
-        b for b in bindings if b.get("name") == trigger_name and str(b.get("direction", "IN")).upper() == "IN"
-    ]
-    if not triggers:
-        raise IndexingError(f"function '{name}' has no trigger binding")
-    user_function = function.get_user_function()
-    parameters = tuple(inspect.signature(user_function).parameters)
-    if trigger_name not in parameters:
+def _trigger(name: str, bindings: list[dict[str, Any]]) -> dict[str, Any]:
+    triggers = [b for b in bindings if _is_trigger(b) and str(b.get("direction", "IN")).upper() == "IN"]
+    if len(triggers) > 1:
         raise IndexingError(
-            f"function '{name}': trigger argument '{trigger_name}' is not a parameter of the function"
+            f"function '{name}': Multiple trigger bindings defined. "
+            "A function can only have a single trigger binding."
         )
-    return IndexedFunction(
-        name=name, trigger=triggers[0], bindings=bindings, user_function=user_function, parameters=parameters
-    )
+    if not triggers:
+        raise IndexingError(
+            f"function '{name}': No trigger binding specified. A function must have a trigger input binding."
+        )
+    return triggers[0]
+
+
+def http_route(function: IndexedFunction) -> str:
+    """An HTTP function's route template (the function name when the binding has none), no slashes."""
+    return str(function.trigger.get("route") or function.name).strip("/")
+
+
+def _methods(function: IndexedFunction) -> frozenset[str] | None:
+    methods = function.trigger.get("methods")
+    return frozenset(str(m).upper() for m in methods) if methods else None
+
+
+def check_http_routes(functions: Iterable[IndexedFunction]) -> None:
+    """Refuse reserved routes and routes two functions share with a common method, as the host does."""
+    claimed: list[IndexedFunction] = []
+    for function in functions:
+        if function.trigger_type.lower() != "httptrigger":
+            continue
+        route = http_route(function)
+        if route.lower().startswith(RESERVED_ROUTE_PREFIXES):
+            raise IndexingError(f"function '{function.name}' (route '{route}'): {RESERVED_ROUTE_MESSAGE}")
+        for other in claimed:
+            if http_route(other).lower() != route.lower():
+                continue
+            mine, theirs = _methods(function), _methods(other)
+            if mine is None or theirs is None or mine & theirs:
+                raise IndexingError(
+                    f"function '{function.name}': The route specified conflicts with the route defined by "
+                    f"function '{other.name}'."
+                )
+        claimed.append(function)
+
+
+def index_functions(metadata_results: Iterable[Any], settings: Mapping[str, str]) -> list[IndexedFunction]:
+    """Build the host's view of the runtime's RpcFunctionMetadata list; IndexingError names what is wrong."""
+    functions: list[IndexedFunction] = []
+    for metadata in metadata_results:
+        name = str(metadata.name)
+        bindings = [
+            resolve_expressions(binding, settings, f"function '{name}'")
+            for binding in _bindings(name, metadata.raw_bindings)
+        ]
+        functions.append(
+            IndexedFunction(
+                name=name,
+                function_id=str(metadata.function_id),
+                trigger=_trigger(name, bindings),
+                bindings=bindings,
+                metadata=metadata,
+            )
+        )
+    check_http_routes(functions)
+    return functions

@@ -24,26 +24,13 @@ def log_executing(function_name: str, reason: str, invocation_id: str) -> None:
     logger.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function_name, reason, invocation_id)
 
 
-def log_executed(
-    function_name: str,
-    succeeded: bool,
-    invocation_id: str,
-    duration_ms: float,
-    error: BaseException | None = None,
-) -> None:
-    """Log the end of an invocation with its outcome and duration (and the function's exception)."""
-    if succeeded:
-        logger.info(
-            "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",
-            function_name,
-            invocation_id,
-            round(duration_ms),
-        )
-    else:
-        logger.error(
-            "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)",
-            function_name,
-            invocation_id,
-            round(duration_ms),
-            exc_info=error,
-        )
+def log_executed(function_name: str, succeeded: bool, invocation_id: str, duration_ms: float) -> None:
+    """Log the end of an invocation with its outcome and duration."""
+    logger.log(
+        logging.INFO if succeeded else logging.ERROR,
+        "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
+        function_name,
+        "Succeeded" if succeeded else "Failed",
+        invocation_id,
+        round(duration_ms),
+    )

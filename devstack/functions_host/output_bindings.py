@@ -1,39 +1,25 @@
-"""Queue output bindings (``@app.queue_output``): ``func.Out`` parameters and ``$return``, sent on success.
+"""Queue output bindings (``@app.queue_output``): the runtime's ``output_data`` / ``$return``, sent on
+success.
 
-Values are converted like the worker's queue converter: ``str``/``bytes`` as the message, a ``QueueMessage``
-as JSON ``{"id", "body"}``, a list as one message per item. Messages are base64-encoded unless host.json says
-``messageEncoding: none``. Other output binding types are refused at startup.
+The runtime encodes what the function set (``str`` as ``string``, ``bytes`` as ``bytes``, a ``QueueMessage``
+as JSON ``{"id", "body"}``, a list as a JSON array); the host writes one message per value, one per array item
+for an array. Messages are base64-encoded unless host.json says ``messageEncoding: none``. Other output
+binding types are refused at startup.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
 from devstack.functions_host.indexing import IndexedFunction, IndexingError
 from devstack.functions_host.settings_loader import connection_string_for
-
-
-class OutValue(func.Out[Any]):
-    """What the worker passes to a ``func.Out`` parameter."""
-
-    def __init__(self) -> None:
-        self._value: Any = None
-
-    def set(self, val: Any) -> None:
-        """Set the value to write."""
-        self._value = val
-
-    def get(self) -> Any:
-        """Return the value set so far."""
-        return self._value
+from devstack.functions_host.typed_data import from_typed_data, newtonsoft_json
 
 
 def output_bindings(function: IndexedFunction) -> list[dict[str, Any]]:
@@ -63,24 +49,16 @@ def check_bindings(functions: Sequence[IndexedFunction]) -> None:
                 )
 
 
-def _messages(value: Any) -> list[str | bytes]:
-    if value is None:
+def queue_messages(data: Any) -> list[str | bytes]:
+    """The queue messages for one output binding's TypedData (none for an empty one)."""
+    kind = data.WhichOneof("data") if data is not None else None
+    if kind is None:
         return []
-    if isinstance(value, str | bytes):
-        return [value]
-    if isinstance(value, func.QueueMessage):
-        return [json.dumps({"id": value.id, "body": value.get_body().decode("utf-8")})]
-    if isinstance(value, list | tuple):
-        result: list[str | bytes] = []
-        for item in value:
-            if isinstance(item, func.QueueMessage):
-                result.append(json.dumps({"id": item.id, "body": item.get_body().decode("utf-8")}))
-            elif isinstance(item, str):
-                result.append(item)
-            else:
-                raise TypeError(f"invalid data type in output queue message list: {type(item).__name__}")
-        return result
-    raise TypeError(f"a queue output must be str, bytes, QueueMessage or a list, not {type(value).__name__}")
+    if kind in ("string", "bytes"):
+        return [getattr(data, kind)]
+    value = from_typed_data(data)
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, str | bytes) else newtonsoft_json(item) for item in items]
 
 
 def _encode(message: str | bytes, encoding: str) -> str:
@@ -92,17 +70,16 @@ def _encode(message: str | bytes, encoding: str) -> str:
 
 async def write_outputs(
     function: IndexedFunction,
-    out_values: Mapping[str, OutValue],
-    result: Any,
+    outputs: Mapping[str, Any],
+    return_value: Any,
     settings: Mapping[str, str],
     encoding: str,
     on_written: Callable[[str], None] | None = None,
 ) -> None:
-    """Send the values of the function's queue output bindings; call ``on_written(queue_name)`` after each."""
+    """Send the function's queue output bindings; call ``on_written(queue_name)`` after each queue."""
     for binding in output_bindings(function):
         name = str(binding["name"])
-        value = result if name == "$return" else out_values[name].get()
-        messages = _messages(value)
+        messages = queue_messages(return_value if name == "$return" else outputs.get(name))
         if not messages:
             continue
         connection = connection_string_for(binding, settings)

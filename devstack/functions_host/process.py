@@ -14,6 +14,10 @@ READY_PREFIX = "functions host ready: "
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+class FunctionsHostStartError(RuntimeError):
+    """The host process exited before its ready line; the message ends with its last stderr lines."""
+
+
 class FunctionsHostProcess:
     """A ``python -m devstack.functions_host`` child; its stderr log is collected in :attr:`log_lines`."""
 
@@ -66,7 +70,7 @@ def start_functions_host_process(
     startup_timeout: float = 60.0,
     cors: str | None = None,
 ) -> FunctionsHostProcess:
-    """Start the host in a child process and wait for its ready line; raise RuntimeError if it does not start.
+    """Start the host in a child process and wait for its ready line; FunctionsHostStartError if it does not.
 
     ``port=0`` binds a free port (see ``.url``/``.port``); ``None`` uses ``Host.LocalHttpPort`` or 7071.
     ``env`` is added to this process's environment (it wins over local.settings.json, as with ``func start``).
@@ -100,7 +104,7 @@ def start_functions_host_process(
     if not line.startswith(READY_PREFIX):
         process.kill()
         _, errors = process.communicate()
-        raise RuntimeError(
+        raise FunctionsHostStartError(
             f"functions host did not start (exit {process.returncode}): {errors.strip()[-2000:]}"
         )
     return FunctionsHostProcess(process, line[len(READY_PREFIX) :].strip())

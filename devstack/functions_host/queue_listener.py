@@ -5,7 +5,11 @@
 * success deletes the message; failure makes it visible again after ``visibilityTimeout``;
   ``dequeueCount >= maxDequeueCount`` on failure (or ``>`` before running) moves it to ``<queue>-poison``;
 * ``messageEncoding`` base64 (default) or none; with base64 an undecodable message goes straight to poison;
-* empty polls back off exponentially (randomised) from 100 ms to ``maxPollingInterval``; a message resets it.
+* empty polls back off exponentially (randomised) from 100 ms to ``maxPollingInterval``; a message resets it;
+* the function gets the body as ``string`` TypedData (the host's default type for a script trigger; invalid
+  UTF-8 becomes U+FFFD as in .NET) with the trigger metadata the extension binds: ``QueueTrigger``, ``Id``,
+  ``DequeueCount``, ``ExpirationTime``, ``InsertionTime``, ``NextVisibleTime``, ``PopReceipt``, plus the
+  top-level properties of a JSON-object body (the host's ApplyBindingData).
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.functions.queue import QueueMessage as FunctionsQueueMessage
 from azure.storage.queue import QueueMessage as StorageQueueMessage
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from devstack.functions_host import function_rpc as protos
 from devstack.functions_host.indexing import IndexedFunction
 from devstack.functions_host.invocation_log import reason_queue
-from devstack.functions_host.invoker import Invoker
+from devstack.functions_host.invoker import InvocationFailed, Invoker
 from devstack.functions_host.settings_loader import QueueOptions
+from devstack.functions_host.typed_data import apply_binding_data, dotnet_iso, newtonsoft_json, to_typed_data
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,25 @@ def decode_body(raw: str, encoding: str) -> bytes | None:
         return base64.b64decode(raw.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         return None
+
+
+def trigger_metadata(
+    message: StorageQueueMessage, body: str, dequeue_count: int, pop_receipt: str
+) -> dict[str, Any]:
+    """The queue trigger's binding data as the host sends it (strings, numbers and dates as JSON)."""
+    metadata: dict[str, Any] = {"QueueTrigger": to_typed_data(body), "Id": to_typed_data(str(message.id))}
+    metadata["DequeueCount"] = to_typed_data(dequeue_count)
+    for name, moment in (
+        ("ExpirationTime", message.expires_on),
+        ("InsertionTime", message.inserted_on),
+        ("NextVisibleTime", message.next_visible_on),
+    ):
+        if isinstance(moment, datetime):
+            # A DateTimeOffset is not a string to the host: it is serialised, so it arrives as JSON text.
+            metadata[name] = protos.TypedData(json=newtonsoft_json(dotnet_iso(moment)))
+    metadata["PopReceipt"] = to_typed_data(pop_receipt)
+    apply_binding_data(body, metadata)
+    return metadata
 
 
 class PollingBackoff:
@@ -221,19 +246,14 @@ class QueueListener:
             await self._move_to_poison(entry, raw)
             return
         entry.renewal = asyncio.create_task(self._renew_visibility(entry))
-        argument = FunctionsQueueMessage(  # type: ignore[no-untyped-call]
-            id=message.id,
-            body=body,
-            dequeue_count=dequeue_count,
-            expiration_time=message.expires_on,
-            insertion_time=message.inserted_on,
-            time_next_visible=message.next_visible_on,
-            pop_receipt=entry.pop_receipt,
-        )
+        text = body.decode("utf-8", errors="replace")
+        metadata = trigger_metadata(message, text, dequeue_count, entry.pop_receipt)
         try:
-            await self._invoker.invoke(self.function, argument, reason_queue(self.queue_name))
+            await self._invoker.invoke(
+                self.function, to_typed_data(text), reason_queue(self.queue_name), metadata
+            )
             succeeded = True
-        except Exception:  # noqa: BLE001 - the failure is logged by the invoker; the message is retried
+        except InvocationFailed:  # logged by the invoker; the message is retried
             succeeded = False
         entry.renewal.cancel()
         if entry.abandoned:

@@ -1,7 +1,10 @@
 """Timer triggers: fire functions on NCRONTAB / TimeSpan schedules (UTC), with ``runOnStartup``.
 
-``useMonitor`` is ignored (no schedule status is persisted), so ``past_due`` is only True when an occurrence
-fires noticeably late (more than a second after its scheduled time, e.g. because the previous run overran).
+No schedule status is persisted (``useMonitor`` only decides whether ``ScheduleStatus`` is sent), so
+``past_due`` is only True when an occurrence fires noticeably late (more than a second after its scheduled
+time, e.g. because the previous run overran). The function gets the TimerInfo JSON the host sends
+(``{"Schedule":{"AdjustForDST":true},"ScheduleStatus":...,"IsPastDue":...}``); ``ScheduleStatus`` is null when
+``useMonitor`` is false, as in Azure.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-from azure.functions.timer import TimerRequest
-
+from devstack.functions_host import function_rpc as protos
 from devstack.functions_host.indexing import IndexedFunction
 from devstack.functions_host.invocation_log import reason_timer
-from devstack.functions_host.invoker import Invoker
+from devstack.functions_host.invoker import InvocationFailed, Invoker
 from devstack.functions_host.ncrontab import parse_schedule
+from devstack.functions_host.typed_data import newtonsoft_json
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +30,22 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _flag(value: object, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
 class TimerListener:
     """Runs one timer-triggered function on its schedule until :meth:`stop`."""
 
     def __init__(self, function: IndexedFunction, invoker: Invoker) -> None:
         self.function = function
         self.schedule = parse_schedule(str(function.trigger["schedule"]))
-        self.run_on_startup = bool(function.trigger.get("runOnStartup", False))
+        self.run_on_startup = _flag(function.trigger.get("runOnStartup"), False)
+        self.use_monitor = _flag(function.trigger.get("useMonitor"), True)
         self._invoker = invoker
         self._task: asyncio.Task[None] | None = None
 
@@ -77,12 +89,15 @@ class TimerListener:
             "Next": _iso(following or self.schedule.next_after(fired_at)),
             "LastUpdated": _iso(fired_at),
         }
-        request = TimerRequest(
-            past_due=fired_at - scheduled > PAST_DUE_TOLERANCE,
-            schedule_status=status,
-            schedule={"AdjustForDST": True},
-        )
-        with contextlib.suppress(
-            Exception
-        ):  # a failing timer function is logged by the invoker and not retried
-            await self._invoker.invoke(self.function, request, reason_timer(_iso(fired_at)))
+        timer_info = {
+            "Schedule": {"AdjustForDST": True},
+            "ScheduleStatus": status if self.use_monitor else None,
+            "IsPastDue": fired_at - scheduled > PAST_DUE_TOLERANCE,
+        }
+        # A failing timer function is logged by the invoker and not retried.
+        with contextlib.suppress(InvocationFailed):
+            await self._invoker.invoke(
+                self.function,
+                protos.TypedData(json=newtonsoft_json(timer_info)),
+                reason_timer(_iso(fired_at)),
+            )

@@ -5,7 +5,14 @@ that cannot be parsed → 400; no function for ``hub.eventType.eventName`` (case
 bad signature → 401; non-POST → 400; otherwise the function runs and its return value becomes the response.
 
 The ``request`` JSON is what the extension serialises with its Newtonsoft settings: enums as their C# names
-(``"eventType": "System"``, ``"dataType": "Text"``), states as raw JSON values, BinaryData as text.
+(``"eventType": "System"``, ``"dataType": "Text"``), states as raw JSON values, BinaryData as text. The host's
+default type for a script trigger is ``string``, so the parameter chosen by name arrives as ``string``
+TypedData: objects as ``JToken.ToString()`` writes them (indented JSON), strings as they are.
+
+A ``connect`` or ``disconnected`` body is deserialised with System.Text.Json before any function runs; a body
+that is not that JSON shape (not JSON, not an object, a field of the wrong type, nesting deeper than 64, or
+``null``) throws in the extension, and the host's webhook route answers 500 without running the function. The
+service never sends such a body; this host answers the same, logs why, and goes on serving.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from aiohttp import web
 
 from devstack.functions_host.indexing import IndexedFunction, IndexingError
 from devstack.functions_host.invocation_log import REASON_HTTP
-from devstack.functions_host.invoker import Invoker
+from devstack.functions_host.invoker import InvocationFailed, Invoker
+from devstack.functions_host.typed_data import from_typed_data, newtonsoft_indented, to_typed_data
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +248,88 @@ def _request_kind(context: _Context) -> str:
     )
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+MAX_JSON_DEPTH = 64  # JsonSerializerOptions.MaxDepth default
+
+
+class MalformedEventBody(ValueError):
+    """A connect/disconnected body the extension's System.Text.Json deserialisation would throw on."""
+
+
+def _json_depth(value: Any) -> int:
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, d = level.pop()
+        depth = max(depth, d)
+        if isinstance(item, dict):
+            level.extend((v, d + 1) for v in item.values())
+        elif isinstance(item, list):
+            level.extend((v, d + 1) for v in item)
+    return depth
+
+
+def _event_object(body: bytes, kind: str) -> dict[str, Any]:
+    text = body.decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedEventBody(f"the {kind} body is not JSON") from exc
+    if document is None:
+        raise MalformedEventBody(f"the {kind} body is null")
+    if not isinstance(document, dict):
+        raise MalformedEventBody(f"the {kind} body is a JSON {type(document).__name__}, not an object")
+    if _json_depth(document) > MAX_JSON_DEPTH:
+        raise MalformedEventBody(f"the {kind} body is nested deeper than {MAX_JSON_DEPTH}")
+    return document
+
+
+def _expect(document: Mapping[str, Any], name: str, check: Any, shape: str) -> Any:
+    value = document.get(name)
+    if value is not None and not check(value):
+        raise MalformedEventBody(f"'{name}' is not {shape}")
+    return value
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(item is None or isinstance(item, str) for item in value)
+
+
+def _is_string_arrays(value: Any) -> bool:
+    return isinstance(value, dict) and all(item is None or _is_strings(item) for item in value.values())
+
+
+def _is_certificates(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        item is None
+        or (
+            isinstance(item, dict)
+            and all(
+                item.get(key) is None or isinstance(item.get(key), str) for key in ("thumbprint", "content")
+            )
+        )
+        for item in value
+    )
+
+
+def parse_connect_body(body: bytes) -> dict[str, Any]:
+    """The ConnectEventRequest fields of a connect body; MalformedEventBody where the extension throws."""
+    document = _event_object(body, "connect")
+    return {
+        "claims": _expect(document, "claims", _is_string_arrays, "an object of string arrays"),
+        "query": _expect(document, "query", _is_string_arrays, "an object of string arrays"),
+        "headers": _expect(document, "headers", _is_string_arrays, "an object of string arrays"),
+        "subprotocols": _expect(document, "subprotocols", _is_strings, "an array of strings"),
+        "clientCertificates": _expect(
+            document, "clientCertificates", _is_certificates, "an array of {thumbprint, content}"
+        ),
+    }
+
+
+def parse_disconnected_body(body: bytes) -> str | None:
+    """The reason of a disconnected body; MalformedEventBody where the extension would throw."""
+    reason: str | None = _expect(
+        _event_object(body, "disconnected"), "reason", lambda v: isinstance(v, str), "a string"
+    )
+    return reason
 
 
 class WebPubSubDispatcher:
@@ -276,33 +364,42 @@ class WebPubSubDispatcher:
             return web.Response(status=400)
         kind = _request_kind(context)
         event: dict[str, Any] = {"connectionContext": context.to_json()}
-        if kind == "connect":
-            body = json.loads((await request.read()) or b"{}")
-            event.update(
-                claims=body.get("claims"),
-                query=body.get("query"),
-                headers=body.get("headers"),
-                subprotocols=body.get("subprotocols"),
-                clientCertificates=body.get("clientCertificates"),
+        try:
+            if kind == "connect":
+                event.update(parse_connect_body(await request.read()))
+            elif kind == "disconnected":
+                event["reason"] = parse_disconnected_body(await request.read())
+        except MalformedEventBody as exc:
+            logger.warning(
+                "Web PubSub %s event for '%s' refused with 500 (the extension throws on it): %s",
+                context.event_name,
+                entry.function.name,
+                exc,
             )
-        elif kind == "disconnected":
-            body = json.loads((await request.read()) or b"{}")
-            event["reason"] = body.get("reason")
-        elif kind == "user":
+            return web.Response(status=500)
+        if kind == "user":
+            if "Content-Type" not in request.headers:
+                # The extension reads Content.Headers.ContentType.MediaType: no header is a
+                # NullReferenceException.
+                logger.warning(
+                    "Web PubSub user event '%s' without Content-Type refused with 500", context.event_name
+                )
+                return web.Response(status=500)
             media_type = (request.content_type or "").lower()
             if media_type not in _CONTENT_TYPES:
                 return web.Response(status=400, text=f"Not supported data type: {request.content_type}")
             event["data"] = (await request.read()).decode("utf-8", errors="replace")
             event["dataType"] = _CONTENT_TYPES[media_type]
-        argument = self._argument(entry.function, event)
         try:
-            result = await self._invoker.invoke(entry.function, argument, REASON_HTTP)
-        except Exception as exc:  # noqa: BLE001 - the extension turns any failure into ServerError
+            result = await self._invoker.invoke(
+                entry.function, self._argument(entry.function, event), REASON_HTTP
+            )
+        except InvocationFailed as failure:  # the extension turns a failure into ServerError
             if kind in _BLOCKING:
-                return web.Response(status=500, text=str(exc))
+                return web.Response(status=500, text=failure.message)
             return web.Response(status=200)
-        if kind in _BLOCKING and result is not None:
-            return self._blocking_response(kind, result, context)
+        if kind in _BLOCKING and result.return_value is not None:
+            return self._blocking_response(kind, from_typed_data(result.return_value), context)
         return web.Response(status=200)
 
     def _abuse_protection(self, request: web.Request) -> web.Response:
@@ -315,17 +412,18 @@ class WebPubSubDispatcher:
         return web.Response(status=400)
 
     @staticmethod
-    def _argument(function: IndexedFunction, event: dict[str, Any]) -> str | None:
+    def _argument(function: IndexedFunction, event: dict[str, Any]) -> Any:
+        """The TypedData for the trigger parameter, chosen by its name (any other name gets an empty one)."""
         name = str(function.trigger["name"]).lower()
         if name == "request":
-            return _json_text(event)
+            return to_typed_data(newtonsoft_indented(event))
         lookup = {key.lower(): key for key in event}
         if name not in lookup:
-            return None
+            return to_typed_data(None)
         value = event[lookup[name]]
         if value is None or isinstance(value, str):
-            return value
-        return _json_text(value)
+            return to_typed_data(value)
+        return to_typed_data(newtonsoft_indented(value))
 
     @staticmethod
     def _blocking_response(kind: str, result: Any, context: _Context) -> web.Response:
