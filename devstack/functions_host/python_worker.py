@@ -24,12 +24,13 @@ from types import ModuleType
 from typing import Any
 
 import azure_functions_runtime as runtime
-from azure_functions_runtime.version import VERSION as RUNTIME_VERSION
+from azure_functions_runtime.version import VERSION
 
 from devstack.functions_host import function_rpc as protos
 
 logger = logging.getLogger(__name__)
 
+RUNTIME_VERSION = str(VERSION)
 HOST_VERSION = "4.1000.0.0-devstack"
 SCRIPT_FILE_SETTING = "PYTHON_SCRIPT_FILE_NAME"  # the runtime's own app setting for a non-default script
 DEFAULT_SCRIPT_FILE = "function_app.py"
@@ -79,7 +80,7 @@ class PythonWorker:
     @property
     def runtime_version(self) -> str:
         """The version of azure-functions-runtime that runs the app."""
-        return str(RUNTIME_VERSION)
+        return RUNTIME_VERSION
 
     def _message(self, name: str, **content: Any) -> WorkerRequest:
         return WorkerRequest(

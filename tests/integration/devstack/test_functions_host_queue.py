@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +57,26 @@ def test_success_delivers_decoded_body_and_deletes_the_message(
     running, queue = base64_host
     body = f"hello-{uuid.uuid4()}"
     sent = queue.send_message(base64.b64encode(body.encode()).decode())
-    seen = wait_until(lambda: _by_body(running.url, body))
-    assert seen == [{"id": sent.id, "body": body, "dequeue_count": 1}]
+    [seen] = wait_until(lambda: _by_body(running.url, body))
+    # The runtime's queue converter built the QueueMessage from the trigger metadata the host sent.
+    assert (seen["id"], seen["body"], seen["dequeue_count"]) == (sent.id, body, 1)
+    assert seen["pop_receipt"]
+    inserted = datetime.fromisoformat(seen["inserted"])
+    assert inserted.tzinfo is not None
+    assert abs((inserted - sent.inserted_on).total_seconds()) < 1
     wait_until(lambda: queue.get_queue_properties().approximate_message_count == 0)
+
+
+def test_top_level_properties_of_a_json_body_become_trigger_metadata_like_the_host(
+    base64_host: tuple[RunningFunctionsHost, QueueClient],
+) -> None:
+    # The host adds a JSON-object body's top-level properties to the binding data, replacing same-named
+    # entries regardless of case (WorkerFunctionInvoker.ApplyBindingData): an "id" in the body becomes msg.id.
+    running, queue = base64_host
+    body = json.dumps({"id": f"from-body-{uuid.uuid4()}", "text": "x"})
+    queue.send_message(base64.b64encode(body.encode()).decode())
+    [seen] = wait_until(lambda: _by_body(running.url, body))
+    assert seen["id"] == json.loads(body)["id"]
 
 
 def test_failing_message_is_retried_then_moved_to_poison_with_its_original_body(

@@ -268,3 +268,72 @@ def test_trigger_connections_setting_replaces_the_default_validation(
     )
     assert (good.status_code, good.text) == (200, "ABC")
     assert default_key.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"", b"null", b"[]", b'"closed"', b"1", b'{"reason": 5}', b"[" * 70 + b"]" * 70],
+    ids=["text", "empty", "null", "array", "string", "number", "reason-not-string", "too-deep"],
+)
+def test_signed_disconnected_with_a_body_the_extension_cannot_read_is_500_and_runs_nothing(
+    wps_host: tuple[RunningFunctionsHost, str], body: bytes
+) -> None:
+    # System.Text.Json throws on these before any function runs; the host's webhook route answers 500.
+    running, hub = wps_host
+    before = len(records(running.url, "disconnected"))
+    response, _ = _post(running, hub, "azure.webpubsub.sys.disconnected", "disconnected", body)
+    assert response.status_code == 500
+    assert len(records(running.url, "disconnected")) == before
+    reason = f"after-{uuid.uuid4()}"
+    healthy, _ = _post(
+        running,
+        hub,
+        "azure.webpubsub.sys.disconnected",
+        "disconnected",
+        json.dumps({"reason": reason, "unknown": {"deep": [1]}}).encode(),
+    )
+    assert healthy.status_code == 200
+    assert reason in records(running.url, "disconnected")
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b"[]", b'{"claims": []}', b'{"query": {"a": "not-an-array"}}', b'{"subprotocols": [1]}']
+)
+def test_signed_connect_with_a_body_the_extension_cannot_read_is_500(
+    wps_host: tuple[RunningFunctionsHost, str], body: bytes
+) -> None:
+    running, hub = wps_host
+    response, connection_id = _post(running, hub, "azure.webpubsub.sys.connect", "connect", body)
+    assert response.status_code == 500
+    assert _recorded(running, "connect", connection_id) == []
+
+
+def test_user_event_without_content_type_is_500_like_the_extension(
+    wps_host: tuple[RunningFunctionsHost, str],
+) -> None:
+    running, hub = wps_host
+    connection_id = uuid.uuid4().hex
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-type": "azure.webpubsub.user.echo",
+        "ce-signature": _sign(connection_id),
+        "ce-connectionId": connection_id,
+        "ce-hub": hub,
+        "ce-eventName": "echo",
+        "WebHook-Request-Origin": SERVICE_HOST,
+    }
+    request = requests.Request("POST", f"{running.url}{WEBHOOK}", data=b"hi", headers=headers).prepare()
+    request.headers.pop("Content-Type", None)
+    with requests.Session() as session:
+        assert session.send(request, timeout=10).status_code == 500
+
+
+def test_request_argument_is_the_indented_json_the_extension_writes(
+    wps_host: tuple[RunningFunctionsHost, str],
+) -> None:
+    # JToken.ToString() is indented: an app that compares text (not parsed JSON) sees this layout in Azure.
+    running, hub = wps_host
+    response, connection_id = _post(running, hub, "azure.webpubsub.sys.connected", "connected")
+    assert response.status_code == 200
+    [text] = [t for t in records(running.url, "connected-text") if connection_id in t]
+    assert text.startswith('{\n  "connectionContext": {\n    "eventType": "System",\n')

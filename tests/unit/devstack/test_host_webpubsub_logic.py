@@ -52,7 +52,7 @@ def test_listener_key_is_case_insensitive() -> None:
 
 def _wps_function(name: str, **trigger: object) -> IndexedFunction:
     binding = {"direction": "IN", "type": "webPubSubTrigger", "name": "request", **trigger}
-    return IndexedFunction(name=name, trigger=binding, bindings=[binding], user_function=lambda request: None)
+    return IndexedFunction(name=name, function_id=f"id-{name}", trigger=binding, bindings=[binding])
 
 
 @pytest.mark.parametrize(
