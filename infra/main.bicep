@@ -26,12 +26,11 @@ param principalType string = 'User'
 
 // ---- function app ----------------------------------------------------------------------------------
 
-@description('Python version of the function app.')
+@description('Python version of the function app (the app needs 3.13: it pins azure-functions-runtime, see requirements.txt).')
 @allowed([
-  '3.11'
-  '3.12'
+  '3.13'
 ])
-param pythonVersion string = '3.11'
+param pythonVersion string = '3.13'
 
 @description('Flex Consumption: maximum number of instances (40-1000).')
 @minValue(40)

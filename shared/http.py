@@ -6,14 +6,13 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, ParamSpec
+from typing import Any
 
 import azure.functions as func
 
 from shared.errors import NotifyError
 
 logger = logging.getLogger(__name__)
-P = ParamSpec("P")
 
 
 def json_response(
@@ -40,7 +39,7 @@ def error_response(err: NotifyError) -> func.HttpResponse:
     return json_response(err.to_dict(), status=err.status, headers=headers or None)
 
 
-def handle_errors(fn: Callable[P, func.HttpResponse]) -> Callable[P, func.HttpResponse]:
+def handle_errors[**P](fn: Callable[P, func.HttpResponse]) -> Callable[P, func.HttpResponse]:
     """Map NotifyError to its JSON error response and any other exception to a logged, detail-free 500."""
 
     @functools.wraps(fn)

@@ -14,11 +14,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from shared.errors import TransientError
 
-T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
@@ -39,7 +37,7 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)
 
 
-def call_with_retry(
+def call_with_retry[T](
     operation: Callable[[], T],
     policy: RetryPolicy,
     what: str,

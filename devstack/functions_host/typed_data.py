@@ -116,8 +116,8 @@ def apply_binding_data(trigger_value: str, metadata: dict[str, Any]) -> None:
             data = protos.TypedData(string=value)
         else:
             data = protos.TypedData(string=json.dumps(value))
-        metadata[existing.get(key.lower(), key)] = data
-        existing.setdefault(key.lower(), key)
+        name = existing.setdefault(key.lower(), key)
+        metadata[name] = data
 
 
 def typed_data_metadata(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,8 +29,7 @@ param deploymentContainerName string
 
 @description('Python version.')
 @allowed([
-  '3.11'
-  '3.12'
+  '3.13'
 ])
 param pythonVersion string
 

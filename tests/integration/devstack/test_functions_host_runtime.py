@@ -1,8 +1,8 @@
 """The local host runs functions through Azure's Python runtime (azure-functions-runtime), not an imitation.
 
-Each test here fails if the host called the decorated functions itself: the checks are the runtime's (load-time
-annotation and parameter checks, the ``$return`` encoders, exception serialisation) or the host's own rules that
-the old imitation did not know (reserved routes).
+Each test here fails if the host called the decorated functions itself: the checks are the runtime's
+(load-time annotation and parameter checks, the ``$return`` encoders, exception serialisation) or the host's
+own rules that the old imitation did not know (reserved routes).
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from tests.integration.devstack.functions_host_support import (  # noqa: F401 - 
 
 pytestmark = pytest.mark.integration
 
-HEADER = "import azure.functions as func\n\napp = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n"
+HEADER = (
+    "import azure.functions as func\n\n"
+    "app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n"
+)
 
 
 def _app(tmp_path: Path, source: str) -> Path:
@@ -119,7 +122,8 @@ def test_an_exception_is_a_failure_with_the_runtimes_serialised_exception(
     assert "Result: Failure\nException: RuntimeError: sample failure\nStack: " in boom
     assert 'function_app.py", line' in boom and 'raise RuntimeError("sample failure")' in boom
     # Returning None for an http $return binding is refused by the runtime's encoder, not by this host.
-    [none] = [m for m in errors if m.startswith("Exception while executing function: Functions.returns_nothing")]
+    nothing_prefix = "Exception while executing function: Functions.returns_nothing."
+    [none] = [m for m in errors if m.startswith(nothing_prefix)]
     assert 'TypeError: unable to encode outgoing TypedData: unsupported type "http"' in none
 
 

@@ -1,7 +1,7 @@
 """The host's half of indexing: the runtime's RpcFunctionMetadata -> functions, with the host's own checks.
 
-Pure logic on hand-made metadata messages; that the runtime produces this metadata (and what it refuses itself)
-is tested through the host in tests/integration/devstack/test_functions_host_runtime.py.
+Pure logic on hand-made metadata messages; that the runtime produces this metadata (and what it refuses
+itself) is tested through the host in tests/integration/devstack/test_functions_host_runtime.py.
 """
 
 from __future__ import annotations

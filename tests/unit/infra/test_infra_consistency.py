@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import re
+import tomllib
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -592,13 +593,33 @@ def test_basic_auth_publishing_is_disabled() -> None:
     assert main().evaluate(main().params["scmBasicAuthEnabled"].value) is False
 
 
-def test_python_version_defaults_to_3_11() -> None:
-    assert main().evaluate(main().params["pythonVersion"].value) == "3.11"
-    runtime = object_property(
-        load("modules/function-app.bicep").resources_of_type("Microsoft.Web/sites")[0].body,
-        "properties.functionAppConfig.runtime.version",
-    )
+def _project_python() -> str:
+    """The one Python version pyproject.toml allows (``requires-python = "==3.13.*"``)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    match = re.fullmatch(r"==(\d+\.\d+)\.\*", project["project"]["requires-python"])
+    assert match, "requires-python must name one minor version, e.g. ==3.13.*"
+    return match.group(1)
+
+
+def _allowed(bicep: BicepFile, param: str) -> list[str]:
+    [allowed] = [d for d in bicep.params[param].decorators if d.startswith("@allowed(")]
+    return re.findall(r"'([^']*)'", allowed)
+
+
+def test_python_version_matches_requires_python_and_the_tools() -> None:
+    version = _project_python()
+    assert main().evaluate(main().params["pythonVersion"].value) == version
+    assert _allowed(main(), "pythonVersion") == [version]
+    module = load("modules/function-app.bicep")
+    assert _allowed(module, "pythonVersion") == [version]
+    site = module.resources_of_type("Microsoft.Web/sites")[0]
+    runtime = object_property(site.body, "properties.functionAppConfig.runtime.version")
     assert text(runtime) == "pythonVersion"
+    tools = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    assert tools["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert tools["mypy"]["python_version"] == version
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert re.search(rf"^PYTHON_VERSION := {re.escape(version)}$", makefile, re.MULTILINE)
 
 
 # ---- .funcignore --------------------------------------------------------------------------------------
