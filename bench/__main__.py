@@ -36,7 +36,8 @@ def parse_options(argv: Sequence[str]) -> tuple[BenchOptions, argparse.Namespace
     parser.add_argument("--concurrency", "-c", type=int,
                         help="messages in flight in the host and the floor "
                              "(default: host.json batchSize + newBatchThreshold; "
-                             "the local host runs at most 32)")
+                             "the runtime runs PYTHON_THREADPOOL_THREAD_COUNT of them at once, "
+                             "default min(32, cores + 4))")
     parser.add_argument("--ack-timeout", type=int, default=defaults.ack_timeout,
                         help=f"ACK_TIMEOUT_SECONDS of the notifier (default {defaults.ack_timeout})")
     parser.add_argument("--producers", type=int, default=defaults.producers,
