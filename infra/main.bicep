@@ -313,6 +313,10 @@ var appSettings = {
   RETRY_MAX_ATTEMPTS: string(retryMaxAttempts)
   RETRY_BUDGET_SECONDS: string(retryBudgetSeconds)
   NOTIFICATION_TYPES: notificationTypes
+  // Read by the Python runtime, not by the app: how many synchronous invocations run at once. The functions
+  // wait on HTTP (tables, Web PubSub, Notification Hubs); the runtime's default, min(32, cores + 4), would run
+  // only a few of the 24 messages a queue trigger takes at a time (host.json batchSize + newBatchThreshold).
+  PYTHON_THREADPOOL_THREAD_COUNT: '32'
   // Read by the Functions host, not by the app: telemetry with Entra ID.
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
