@@ -108,10 +108,11 @@ class FunctionsHost:
             except WorkerError as exc:
                 raise IndexingError(f"{where}: {exc}", exc.stack_trace) from exc
         logger.info(
-            "Python runtime: %s on Python %s, %d functions indexed",
+            "Python runtime: %s on Python %s, %d functions indexed, sync functions on %d threads",
             where,
             platform.python_version(),
             len(functions),
+            self.worker.thread_count,
         )
         return functions
 

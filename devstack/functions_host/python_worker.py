@@ -78,6 +78,12 @@ class PythonWorker:
         self._isolated = False
 
     @property
+    def thread_count(self) -> int:
+        """How many synchronous invocations the runtime's thread pool runs at once."""
+        executor = runtime.get_threadpool_executor()
+        return int(getattr(executor, "_max_workers", 0) or 0)
+
+    @property
     def runtime_version(self) -> str:
         """The version of azure-functions-runtime that runs the app."""
         return RUNTIME_VERSION
