@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,8 +117,3 @@ def apply_binding_data(trigger_value: str, metadata: dict[str, Any]) -> None:
             data = protos.TypedData(string=json.dumps(value))
         name = existing.setdefault(key.lower(), key)
         metadata[name] = data
-
-
-def typed_data_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Trigger metadata entries built with :func:`to_typed_data`."""
-    return {name: to_typed_data(value) for name, value in values.items()}
