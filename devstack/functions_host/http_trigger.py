@@ -23,6 +23,7 @@ from devstack.functions_host.http_routes import RouteTemplate
 from devstack.functions_host.indexing import IndexedFunction, http_route
 from devstack.functions_host.invocation_log import REASON_HTTP
 from devstack.functions_host.invoker import InvocationFailed, Invoker
+from devstack.functions_host.typed_data import utf8_text
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +54,17 @@ def build_routes(functions: Sequence[IndexedFunction]) -> list[HttpRoute]:
 
 def build_rpc_http(request: web.Request, body: bytes, route_params: dict[str, str]) -> Any:
     """The ``TypedData(http=RpcHttp)`` the host sends for ``request``."""
-    http = protos.RpcHttp(method=request.method, url=str(request.url))
+    # Bytes that are not UTF-8 (kept by aiohttp as surrogates) arrive as U+FFFD (utf8_text).
+    http = protos.RpcHttp(method=request.method, url=utf8_text(str(request.url)))
     # Repeated headers and query keys arrive joined with ',' (.NET StringValues.ToString()).
     for key in dict.fromkeys(request.query.keys()):
         value = ",".join(request.query.getall(key))
         if value:  # without the nullable-dictionary capability, empty query values are left out
-            http.query[key] = value
+            http.query[utf8_text(key)] = utf8_text(value)
     for key in dict.fromkeys(request.headers.keys()):
-        http.headers[key.lower()] = ",".join(request.headers.getall(key))
+        http.headers[utf8_text(key.lower())] = utf8_text(",".join(request.headers.getall(key)))
     for key, value in route_params.items():
-        http.params[key] = value
+        http.params[utf8_text(key)] = utf8_text(value)
     if body:
         http.body.CopyFrom(protos.TypedData(bytes=body))
     return protos.TypedData(http=http)

@@ -6,8 +6,10 @@
   ``dequeueCount >= maxDequeueCount`` on failure (or ``>`` before running) moves it to ``<queue>-poison``;
 * ``messageEncoding`` base64 (default) or none; with base64 an undecodable message goes straight to poison;
 * empty polls back off exponentially (randomised) from 100 ms to ``maxPollingInterval``; a message resets it;
-* the function gets the body as ``string`` TypedData (the host's default type for a script trigger; invalid
-  UTF-8 becomes U+FFFD as in .NET) with the trigger metadata the extension binds: ``QueueTrigger``, ``Id``,
+* the function gets the body as ``string`` TypedData (the host's default type for a script trigger), or as
+  ``bytes`` when it is not valid UTF-8 (what the host does then is not settled here: extension 4.x failed the
+  binding, 5.x's ``BinaryData.ToString`` replaces the bytes; unchanged bytes let the app judge them), with the
+  trigger metadata the extension binds: ``QueueTrigger``, ``Id``,
   ``DequeueCount``, ``ExpirationTime``, ``InsertionTime``, ``NextVisibleTime``, ``PopReceipt``, plus the
   top-level properties of a JSON-object body (the host's ApplyBindingData).
 """
@@ -246,14 +248,17 @@ class QueueListener:
             await self._move_to_poison(entry, raw)
             return
         entry.renewal = asyncio.create_task(self._renew_visibility(entry))
-        text = body.decode("utf-8", errors="replace")
-        metadata = trigger_metadata(message, text, dequeue_count, entry.pop_receipt)
         try:
-            await self._invoker.invoke(
-                self.function, to_typed_data(text), reason_queue(self.queue_name), metadata
-            )
+            text = body.decode("utf-8", errors="replace")
+            metadata = trigger_metadata(message, text, dequeue_count, entry.pop_receipt)
+            # Valid UTF-8 goes as the string the host binds; other bytes go unchanged (see the module doc).
+            value = to_typed_data(text if text.encode("utf-8") == body else body)
+            await self._invoker.invoke(self.function, value, reason_queue(self.queue_name), metadata)
             succeeded = True
         except InvocationFailed:  # logged by the invoker; the message is retried
+            succeeded = False
+        except Exception:  # a message this host cannot even hand over: retried, then poisoned, never stranded
+            logger.exception("Message %s on '%s' could not be invoked", message.id, self.queue_name)
             succeeded = False
         entry.renewal.cancel()
         if entry.abandoned:

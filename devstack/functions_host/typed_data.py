@@ -16,6 +16,14 @@ from typing import Any
 
 from devstack.functions_host import function_rpc as protos
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as it survives the host's UTF-8 encoding: a lone surrogate (or an undecodable byte that Python
+    kept as one) becomes U+FFFD, as .NET's UTF-8 encoder writes it; protobuf strings must be valid UTF-8."""
+    return _SURROGATES.sub("\ufffd", text)
+
 
 def to_typed_data(value: Any) -> Any:
     """The TypedData the host sends for ``value`` (None -> empty)."""
@@ -24,7 +32,7 @@ def to_typed_data(value: Any) -> Any:
     if isinstance(value, bytes):
         return protos.TypedData(bytes=value)
     if isinstance(value, str):
-        return protos.TypedData(string=value)
+        return protos.TypedData(string=utf8_text(value))
     if isinstance(value, float):
         return protos.TypedData(double=value)
     return protos.TypedData(json=newtonsoft_json(value))
@@ -32,12 +40,12 @@ def to_typed_data(value: Any) -> Any:
 
 def newtonsoft_json(value: Any) -> str:
     """JSON as ``JsonConvert.SerializeObject(value, Formatting.None)`` writes it (no spaces or escapes)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return utf8_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 def newtonsoft_indented(value: Any) -> str:
     """JSON text as ``JToken.ToString()`` writes it (Formatting.Indented: two spaces, ``"key": value``)."""
-    return json.dumps(value, ensure_ascii=False, indent=2)
+    return utf8_text(json.dumps(value, ensure_ascii=False, indent=2))
 
 
 def from_typed_data(data: Any) -> Any:
@@ -110,10 +118,10 @@ def apply_binding_data(trigger_value: str, metadata: dict[str, Any]) -> None:
         if isinstance(value, dict):
             data = protos.TypedData(json=newtonsoft_json(value))
         elif isinstance(value, bool):
-            data = protos.TypedData(string="True" if value else "False")  # (string)JValue of a bool
+            data = to_typed_data("True" if value else "False")  # (string)JValue of a bool
         elif isinstance(value, str):
-            data = protos.TypedData(string=value)
+            data = to_typed_data(value)
         else:
-            data = protos.TypedData(string=json.dumps(value))
+            data = to_typed_data(json.dumps(value))
         name = existing.setdefault(key.lower(), key)
         metadata[name] = data

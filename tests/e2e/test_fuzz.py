@@ -438,7 +438,7 @@ def test_web_pubsub_events_never_fail_a_function(e2e_stack: RunningStack, e2e_ta
         st.booleans(),
         ack_data(),
         st.sampled_from(["application/json", "text/plain", "application/octet-stream"]),
-        JSON_VALUES,
+        st.one_of(st.none(), ANY_TEXT),
     )
     def post(event: str, user_id: str | None, connection_id: str, genuine: bool, data: bytes,
              content_type: str, reason: Any) -> None:
@@ -458,8 +458,8 @@ def test_web_pubsub_events_never_fail_a_function(e2e_stack: RunningStack, e2e_ta
         if user_id is not None:
             headers["ce-userId"] = user_id.encode("utf-8", "surrogatepass")
         if event == "disconnected":
-            # Only objects: a signed disconnected event with another body crashes the local host itself,
-            # which is devstack's bug to fix (issue 16), not the app's.
+            # What the service sends, {"reason": string}: any other body is refused with 500 by the Web PubSub
+            # extension itself before a function runs (tests/integration/devstack: malformed bodies).
             body, headers["Content-Type"] = to_bytes({"reason": reason}, True), "application/json"
         else:
             body, headers["Content-Type"] = data, content_type
