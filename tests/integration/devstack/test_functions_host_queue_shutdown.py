@@ -31,8 +31,11 @@ class Invocations:
         self.bodies: list[bytes] = []
         self.seconds = seconds
 
-    async def invoke(self, function: IndexedFunction, trigger_value: Any, reason: str) -> None:
-        self.bodies.append(trigger_value.get_body())
+    async def invoke(
+        self, function: IndexedFunction, trigger_value: Any, reason: str, trigger_metadata: Any = None
+    ) -> None:
+        # The host hands the runtime the body as string TypedData.
+        self.bodies.append(trigger_value.string.encode("utf-8"))
         await asyncio.sleep(self.seconds)
 
 
@@ -56,7 +59,8 @@ def test_a_stop_during_a_receive_lets_the_batch_run_or_be_released(azurite: Runn
     try:
         for index in range(3):
             queue.send_message(base64.b64encode(f"m{index}".encode()).decode())
-        function = IndexedFunction("f", {"type": "queueTrigger", "name": "msg", "queueName": name}, [], print)
+        trigger = {"type": "queueTrigger", "name": "msg", "queueName": name}
+        function = IndexedFunction("f", "id-f", trigger, [trigger])
         invocations = Invocations(seconds=5.0)  # longer than the drain: the batch must be released
 
         async def scenario() -> None:
