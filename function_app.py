@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from notify.blueprints import devices, negotiate, notifier, preferences, presence
+from notify.blueprints import devices, inbox, negotiate, notifier, preferences, presence
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(negotiate.bp)
@@ -10,3 +10,4 @@ app.register_functions(devices.bp)
 app.register_functions(preferences.bp)
 app.register_functions(presence.bp)
 app.register_functions(notifier.bp)
+app.register_functions(inbox.bp)

@@ -145,6 +145,17 @@ param presenceSweepSchedule string = '0 */5 * * * *'
 @maxValue(86400)
 param presenceStaleSeconds int = 300
 
+@description('Days an inbox item (and its delivery record) is kept before the sweep removes it.')
+@minValue(1)
+@maxValue(3650)
+param inboxRetentionDays int = 90
+
+@description('NCRONTAB schedule of the inbox retention sweep.')
+param inboxSweepSchedule string = '0 30 3 * * *'
+
+@description('Put the unread count on every push as the badge (one more table query per push).')
+param inboxPushBadge bool = false
+
 @description('OIDC issuer of the bearer tokens callers send. Without any auth configured, every request is refused.')
 param authOidcIssuer string = ''
 
@@ -305,6 +316,9 @@ var appSettings = {
   CLIENT_TOKEN_MINUTES: string(clientTokenMinutes)
   PRESENCE_SWEEP_SCHEDULE: presenceSweepSchedule
   PRESENCE_STALE_SECONDS: string(presenceStaleSeconds)
+  INBOX_RETENTION_DAYS: string(inboxRetentionDays)
+  INBOX_SWEEP_SCHEDULE: inboxSweepSchedule
+  INBOX_PUSH_BADGE: string(inboxPushBadge)
   AUTH_OIDC_ISSUER: authOidcIssuer
   AUTH_OIDC_AUDIENCE: authOidcAudience
   AUTH_OIDC_JWKS_URL: authOidcJwksUrl

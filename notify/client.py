@@ -49,6 +49,7 @@ class NotificationClient:
         notification_id: str | None = None,
         ttl_seconds: int | None = None,
         critical: bool = False,
+        inbox: bool = True,
     ) -> str:
         """Validate and enqueue a notification; return its notificationId.
 
@@ -72,6 +73,7 @@ class NotificationClient:
                 ttl_seconds=ttl_seconds,
                 enqueued_at=self._clock(),
                 critical=critical,
+                inbox=inbox,
             )
         )
         encoded = text.encode("utf-8")

@@ -17,6 +17,12 @@ retract) ``<channel>ClaimId``, ``<channel>ClaimedAt``, ``<channel>SentAt`` (unix
 ``deferredUntil`` and ``deferredBy``. A new state field is a new column here (with its default for older
 rows, which read as if the field had never been set).
 
+The row is also the notification's **inbox item** (:mod:`notify.inbox`): the insert carries ``type``,
+``inbox`` (false for a message that must not be listed) and ``inboxPending`` (true: not yet in the user's
+counts), so adding an item to the inbox costs no request. The inbox's own columns and its counter row
+(RowKey ``~inbox``, which no notificationId can equal) are written by the inbox only; the merges here
+touch the delivery columns only, and an inbox write in between just makes the next merge meet a new ETag.
+
 Writes whose answer is lost are repeated by the SDK (:data:`shared.clients.CONDITIONAL_WRITE_RETRY`): an
 insert that meets its own row answers 409 and the row read back carries the caller's claim; a merge that
 was applied answers 412 on the repeat and the caller's re-read shows it applied. Azure SDK errors are
@@ -44,6 +50,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 
 from notify.delivery_machine import Channel, ChannelState, DeliveryState, PushOutcome, Status
+from notify.inbox_model import LISTED, PENDING, TYPE, is_reserved_row_key
 from notify.model import Delivery, Notification
 from shared.clients import CONDITIONAL_WRITE_RETRY
 from shared.errors import TransientError, UpstreamError
@@ -95,6 +102,7 @@ class DeliveryRecord:
             ttl_seconds=ttl,
             enqueued_at=enqueued,
             critical=bool(self.entity.get("critical", False)),
+            inbox=self.entity.get(LISTED) is not False,
         )
 
 
@@ -195,6 +203,9 @@ class DeliveryStore:
             "enqueuedAt": float(notification.enqueued_at or 0.0),
             "acceptedAt": float(accepted_at),
             "critical": notification.critical,
+            TYPE: notification.type,
+            LISTED: notification.inbox,
+            PENDING: notification.inbox,
             **state_columns(state),
         }
         try:
@@ -209,7 +220,9 @@ class DeliveryStore:
         return DeliveryRecord(entity, str(metadata["etag"])), True
 
     def get(self, user_id: str, notification_id: str) -> DeliveryRecord | None:
-        """The current row, or None if there is none."""
+        """The current row, or None if there is none (the inbox's own rows are not deliveries)."""
+        if is_reserved_row_key(notification_id):
+            return None
         try:
             entity = self._table.get_entity(user_key(user_id), notification_id)
         except ResourceNotFoundError:

@@ -238,8 +238,10 @@ class DeviceRegistry:
         sleep: Callable[[float], None] = time.sleep,
         lease_seconds: float = LEASE_SECONDS,
         wait_seconds: float = WAIT_SECONDS,
+        badge: bool = False,
     ) -> None:
         self._table = table
+        self._badge = badge  # install the badge templates (INBOX_PUSH_BADGE)
         self._nh = nh_client
         self._clock = clock
         self._sleep = sleep
@@ -474,7 +476,7 @@ class DeviceRegistry:
                     "pushChannel": lease.push_channel,
                     "tags": [TAG_PREFIX + lease.owner],  # server-set only; never taken from the client
                     "userId": lease.owner,
-                    "templates": installation_templates(lease.platform),
+                    "templates": installation_templates(lease.platform, self._badge),
                 }
             )
         else:
@@ -582,4 +584,9 @@ class DeviceRegistry:
 @lru_cache(maxsize=1)
 def get_device_registry() -> DeviceRegistry:
     """The process-wide DeviceRegistry (creates DEVICES_TABLE if it does not exist)."""
-    return DeviceRegistry(get_table_client(get_settings().devices_table), get_notification_hubs_client())
+    settings = get_settings()
+    return DeviceRegistry(
+        get_table_client(settings.devices_table),
+        get_notification_hubs_client(),
+        badge=settings.inbox_push_badge,
+    )

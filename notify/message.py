@@ -53,6 +53,7 @@ _ALLOWED = frozenset(
         "ttlSeconds",
         "enqueuedAt",
         "critical",
+        "inbox",
     }
 )
 # Deterministic ids for messages that came without one: the same queue message id gives the same id.
@@ -87,6 +88,8 @@ def format_message(notification: Notification) -> str:
         message["ttlSeconds"] = notification.ttl_seconds
     if notification.critical:
         message["critical"] = True
+    if not notification.inbox:
+        message["inbox"] = False
     for name, value in message.items():
         if unstorable(value):
             raise InvalidMessageError(f"{name} holds a lone surrogate or is not JSON", field=name)
@@ -120,6 +123,7 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
         ttl_seconds=_ttl(document),
         enqueued_at=_enqueued_at(document),
         critical=_critical(document),
+        inbox=_inbox(document),
     )
     if notification.delivery is not Delivery.REALTIME:
         # The largest the property bag gets: no TTL ("2419200s") and the longer priority name.
@@ -178,6 +182,7 @@ def validate_document(document: Any) -> None:
     _ttl(document)
     _enqueued_at(document)
     _critical(document)
+    _inbox(document)
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -286,4 +291,11 @@ def _critical(document: dict[str, Any]) -> bool:
     value = document.get("critical", False)
     if not isinstance(value, bool):
         raise InvalidMessageError("critical must be true or false", field="critical")
+    return value
+
+
+def _inbox(document: dict[str, Any]) -> bool:
+    value = document.get("inbox", True)
+    if not isinstance(value, bool):
+        raise InvalidMessageError("inbox must be true or false", field="inbox")
     return value

@@ -33,6 +33,7 @@ class Notification:
     ttl_seconds: int | None = None
     enqueued_at: float | None = None  # unix seconds, set by the producer; used for latency logs
     critical: bool = False  # bypasses the user's mutes and quiet hours, pushed with high priority
+    inbox: bool = True  # listed in the user's inbox (False: delivered, never listed, e.g. "typing")
 
     def envelope(self) -> dict[str, Any]:
         """The in-app message sent over Web PubSub (docs/CLIENT-PROTOCOL.md, "The in-app envelope")."""
@@ -44,4 +45,5 @@ class Notification:
             "body": self.body,
             "type": self.type,
             "data": self.data,
+            "inbox": self.inbox,
         }

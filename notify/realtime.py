@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from azure.core.exceptions import AzureError
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
@@ -24,10 +24,12 @@ class RealtimeSender:
 
     def send(self, notification: Notification) -> None:
         """Send the envelope to the user's connections. Raises TransientError / UpstreamError."""
+        self.send_envelope(notification.user_id, notification.envelope())
+
+    def send_envelope(self, user_id: str, envelope: dict[str, Any]) -> None:
+        """Send a JSON envelope to every connection of the user. Raises TransientError / UpstreamError."""
         try:
-            self._client.send_to_user(
-                notification.user_id, notification.envelope(), content_type="application/json"
-            )
+            self._client.send_to_user(user_id, envelope, content_type="application/json")
         except AzureError as exc:
             _raise_translated(exc, "send to user")
 

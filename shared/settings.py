@@ -17,7 +17,13 @@ from typing import Any, Literal
 from shared.errors import ConfigurationError
 
 #: Settings that binding expressions (``%NAME%``) in function_app.py refer to.
-BINDING_SETTINGS = ("NOTIFICATIONS_QUEUE", "DEADLINES_QUEUE", "PRESENCE_SWEEP_SCHEDULE", "WebPubSubHub")
+BINDING_SETTINGS = (
+    "NOTIFICATIONS_QUEUE",
+    "DEADLINES_QUEUE",
+    "PRESENCE_SWEEP_SCHEDULE",
+    "INBOX_SWEEP_SCHEDULE",
+    "WebPubSubHub",
+)
 
 DEFAULTS: dict[str, str] = {
     "WebPubSubHub": "notify",
@@ -29,6 +35,9 @@ DEFAULTS: dict[str, str] = {
     "CLIENT_TOKEN_MINUTES": "60",
     "PRESENCE_SWEEP_SCHEDULE": "0 */5 * * * *",
     "PRESENCE_STALE_SECONDS": "300",
+    "INBOX_RETENTION_DAYS": "90",
+    "INBOX_SWEEP_SCHEDULE": "0 30 3 * * *",
+    "INBOX_PUSH_BADGE": "false",
     "AUTH_USER_CLAIM": "sub",
     "AUTH_APP_SERVICE_ENABLED": "false",
     "AUTH_DEV_ISSUER": "notify-dev",
@@ -112,6 +121,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     retry_max_attempts: int = 4
     retry_budget_seconds: float = 20.0
+    inbox_retention_days: int = 90
+    inbox_push_badge: bool = False
     notification_types: Mapping[str, NotificationTypeSettings] = field(default_factory=dict)
 
     def type_settings(self, notification_type: str) -> NotificationTypeSettings:
@@ -139,6 +150,8 @@ class Settings:
             retry_max_attempts=reader.integer("RETRY_MAX_ATTEMPTS", minimum=1, maximum=10),
             retry_budget_seconds=float(reader.integer("RETRY_BUDGET_SECONDS", minimum=1, maximum=600)),
             notification_types=_notification_types(reader),
+            inbox_retention_days=reader.integer("INBOX_RETENTION_DAYS", minimum=1, maximum=3650),
+            inbox_push_badge=reader.boolean("INBOX_PUSH_BADGE"),
         )
 
 

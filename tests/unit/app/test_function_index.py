@@ -19,6 +19,17 @@ EXPECTED = {
     "repair_devices": {"type": "timerTrigger", "schedule": "0 * * * * *"},
     "deliver_notification": {"type": "queueTrigger", "queueName": "%NOTIFICATIONS_QUEUE%"},
     "push_after_deadline": {"type": "queueTrigger", "queueName": "%DEADLINES_QUEUE%"},
+    "inbox_list": {"type": "httpTrigger", "route": "inbox", "methods": ["GET"]},
+    "inbox_changes": {"type": "httpTrigger", "route": "inbox/changes", "methods": ["GET"]},
+    "inbox_counts": {"type": "httpTrigger", "route": "inbox/counts", "methods": ["GET"]},
+    "inbox_read_all": {"type": "httpTrigger", "route": "inbox/read-all", "methods": ["POST"]},
+    "inbox_seen_all": {"type": "httpTrigger", "route": "inbox/seen-all", "methods": ["POST"]},
+    "inbox_item": {"type": "httpTrigger", "route": "inbox/items/{notificationId}", "methods": ["GET"]},
+    "inbox_mark": {
+        "type": "httpTrigger", "route": "inbox/items/{notificationId}/{action}", "methods": ["POST"]
+    },
+    "inbox_delete": {"type": "httpTrigger", "route": "inbox/items/{notificationId}", "methods": ["DELETE"]},
+    "inbox_sweep": {"type": "timerTrigger", "schedule": "%INBOX_SWEEP_SCHEDULE%"},
 }
 
 
