@@ -106,6 +106,9 @@ DEFAULT_CHANGES_LIMIT = 100
 MAX_LIMIT = 100
 #: Transactions of pending items one call takes in at most (the rest stays pending and counted).
 ABSORB_TRANSACTIONS = 10
+#: Read-all/seen-all first takes in what is pending (so that it covers every item that existed): up to
+#: this many transactions (9,900 items); beyond that the rest counts as arriving after it began.
+MARK_ALL_ABSORB_TRANSACTIONS = 100
 #: Transactions one read-all/seen-all call commits at most before answering a resume token.
 MARK_ALL_TRANSACTIONS = 5
 #: Windows of creation numbers one list call scans at most (sparse filters may answer short pages).
@@ -322,7 +325,10 @@ class Inbox:
             cursor = changes_cursor(snapshot.counter.epoch if snapshot.counter else "",
                                     snapshot.counter.seq if snapshot.counter else 0)
             if marked == state and not row.pending:
-                return _mark_answer(notification_id, state, snapshot.counts, cursor, cursor, changed=False)
+                version = int(row.entity.get(SEQ) or 0)
+                return _mark_answer(
+                    notification_id, state, version, snapshot.counts, cursor, cursor, changed=False
+                )
             others = [p for p in snapshot.pending if p.key != notification_id][: self._batch - 1]
             writes = [ItemWrite(p, NEW_ITEM) for p in others] + [ItemWrite(row, marked)]
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
@@ -335,7 +341,9 @@ class Inbox:
             if marked != state:
                 self._notify_read_or_archived(user_id, [notification_id], mark, state, marked)
             before, after = _cursors(committed)
-            return _mark_answer(notification_id, marked, counts, before, after, changed=marked != state)
+            version = committed.changes[-1].seq
+            changed = marked != state
+            return _mark_answer(notification_id, marked, version, counts, before, after, changed)
         raise BusyError("table storage", "the inbox kept changing; retry")
 
     def mark_all(
@@ -360,7 +368,7 @@ class Inbox:
                 raise BadRequestError("resume is from an inbox that no longer exists", field="resume")
             bound = pinned.position
         else:
-            snapshot = self._take_in_pending(user_id, partition)
+            snapshot = self._take_in_pending(user_id, partition, MARK_ALL_ABSORB_TRANSACTIONS)
             epoch = snapshot.counter.epoch if snapshot.counter else ""
             bound = snapshot.counter.created_seq if snapshot.counter else 0
         flag = READ if mark is Mark.READ else SEEN
@@ -486,11 +494,13 @@ class Inbox:
             counted = any(row.contribution != Counts() for row in chunk)
         return False
 
-    def _take_in_pending(self, user_id: str, partition: str) -> Snapshot:
-        """Take pending items into the counter (a bounded number of transactions); answer the new snapshot."""
+    def _take_in_pending(
+        self, user_id: str, partition: str, budget: int = ABSORB_TRANSACTIONS
+    ) -> Snapshot:
+        """Take pending items into the counter (at most ``budget`` transactions); answer the new snapshot."""
         snapshot = self._store.snapshot(partition)
         transactions = conflicts = 0
-        while snapshot.pending and transactions < ABSORB_TRANSACTIONS:
+        while snapshot.pending and transactions < budget:
             chunk = snapshot.pending[: self._batch]
             writes = [ItemWrite(row, NEW_ITEM) for row in chunk]
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
@@ -510,7 +520,7 @@ class Inbox:
         if self._envelopes is None:
             return
         before, after = _cursors(committed)
-        changes = [change_json(c.notification_id, c.state, new=c.new) for c in committed.changes]
+        changes = [change_json(c.notification_id, c.state, c.seq, new=c.new) for c in committed.changes]
         envelope = inbox_envelope(reason, changes, counts, before, after)
         sender = self._envelopes
         try:
@@ -565,10 +575,16 @@ def _cursors(committed: Committed) -> tuple[str, str]:
 
 
 def _mark_answer(
-    notification_id: str, state: ItemState, counts: Counts, previous: str, cursor: str, changed: bool
+    notification_id: str,
+    state: ItemState,
+    version: int,
+    counts: Counts,
+    previous: str,
+    cursor: str,
+    changed: bool,
 ) -> dict[str, Any]:
     return {
-        "item": change_json(notification_id, state),
+        "item": change_json(notification_id, state, version),
         "changed": changed,
         "counts": counts.to_json(),
         "previousCursor": previous,

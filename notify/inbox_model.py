@@ -342,8 +342,9 @@ def item_json(entity: Mapping[str, Any]) -> dict[str, Any]:
     """An item as the API answers it (a deleted one is a tombstone: its id and ``deleted``)."""
     state = item_state(entity) if not is_pending(entity) else NEW_ITEM
     notification_id = str(entity["RowKey"])
+    version = 0 if is_pending(entity) else _integer(entity, SEQ)
     if state.deleted:
-        return {"notificationId": notification_id, "deleted": True}
+        return {"notificationId": notification_id, "version": version, "deleted": True}
     content = json.loads(bytes(entity["content"]).decode("utf-8"))
     accepted = _number(entity, "acceptedAt")
     ttl = _integer(entity, "ttlSeconds")
@@ -363,17 +364,23 @@ def item_json(entity: Mapping[str, Any]) -> dict[str, Any]:
         "archived": state.archived,
         "archivedAt": iso_time(state.archived_at),
         "deleted": False,
+        "version": version,
     }
 
 
-def change_json(notification_id: str, state: ItemState, new: bool = False) -> dict[str, Any]:
-    """One change as an ``inbox`` envelope carries it: the item's marks, without its content."""
+def change_json(notification_id: str, state: ItemState, version: int, new: bool = False) -> dict[str, Any]:
+    """One change as an ``inbox`` envelope carries it: the item's marks, without its content.
+
+    ``version`` is the change's sequence number: a client keeps, per item, the highest it applied and
+    ignores anything older (an envelope may arrive after a ``changes`` answer that already had it).
+    """
     change: dict[str, Any] = {
         "notificationId": notification_id,
         "read": state.read,
         "seen": state.seen,
         "archived": state.archived,
         "deleted": state.deleted,
+        "version": version,
     }
     if new:
         change["new"] = True

@@ -296,6 +296,7 @@ def test_online_user_gets_the_envelope_and_an_ack_prevents_the_push(stack: Stack
         "body": "World",
         "type": "chat",
         "data": {"room": "r1"},
+        "inbox": True,
     }
     ack = system_event("ack", "alice", sock.connection_id, {"notificationId": document["notificationId"]})
     answer = handle_ack(ack, stack.notifier)
