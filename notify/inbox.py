@@ -113,7 +113,10 @@ MARK_ALL_ABSORB_TRANSACTIONS = 100
 MARK_ALL_TRANSACTIONS = 5
 #: Windows of creation numbers one list call scans at most (sparse filters may answer short pages).
 LIST_WINDOWS = 8
-_MAX_CONFLICTS = 12
+#: Transactions lost to a concurrent writer of the same inbox before answering BusyError (503), with a
+#: jittered exponential backoff between them (a few seconds in all at most).
+_MAX_CONFLICTS = 16
+_BACKOFF_CAP_SECONDS = 0.25
 #: Announcing is best effort and runs inside an HTTP request: one quick retry at most.
 ANNOUNCE_RETRY = RetryPolicy(attempts=2, base_delay=0.1, budget_seconds=2.0)
 
@@ -544,7 +547,7 @@ class Inbox:
             logger.warning("read/archived hook failed for user %s: %s", user_hash(user_id), exc.message)
 
     def _backoff(self, attempt: int) -> None:
-        self._sleep(random.uniform(0, 0.02 * (attempt + 1)))
+        self._sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, 0.005 * 2 ** min(attempt, 8))))
 
 
 @lru_cache(maxsize=1)

@@ -275,10 +275,12 @@ class InboxStore:
             raise UpstreamError(SERVICE, "the inbox's sequence numbers are exhausted for this user")
         after = Counter(before.epoch, seq, created, counts_override or counts)
         counter_entity = {"PartitionKey": partition, "RowKey": COUNTER_ROW_KEY, **after.columns()}
+        # The counter goes last. Azure commits the transaction atomically anyway; a store that applies
+        # the operations one by one (Azurite) then still never shows a counter ahead of its items.
         if counter_etag is None:
-            operations.insert(0, ("create", counter_entity))
+            operations.append(("create", counter_entity))
         else:
-            operations.insert(0, ("update", counter_entity, _if_match(counter_etag, mode=UpdateMode.MERGE)))
+            operations.append(("update", counter_entity, _if_match(counter_etag, mode=UpdateMode.MERGE)))
         try:
             results = self._table.submit_transaction(operations, **CONDITIONAL_WRITE_RETRY)
         except HttpResponseError as exc:
@@ -287,7 +289,7 @@ class InboxStore:
             raise translate_azure_error(exc, SERVICE, "inbox transaction") from exc
         except AzureError as exc:
             raise translate_azure_error(exc, SERVICE, "inbox transaction") from exc
-        return Committed(before, after, str(results[0]["etag"]), tuple(changes))
+        return Committed(before, after, str(results[-1]["etag"]), tuple(changes))
 
     def _rows(
         self,
