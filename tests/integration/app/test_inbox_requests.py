@@ -1,0 +1,160 @@
+"""What the inbox costs in requests, counted on the wire like test_requests_per_notification.py.
+
+Without the badge (the default) the inbox adds nothing to the delivery path: that file's figures hold
+unchanged with every delivery row being an inbox item. With ``INBOX_PUSH_BADGE`` a push reads the unread
+count first: one table query more per push. The inbox's own operations are counted here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableServiceClient
+from azure.messaging.webpubsubservice import WebPubSubServiceClient
+from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient, TextBase64EncodePolicy
+
+from devstack.azurite import RunningAzurite
+from devstack.notificationhubs.emulator import RunningNotificationHubs
+from devstack.webpubsub.running import RunningWebPubSub
+from notify.deliveries import DeliveryStore
+from notify.devices import DeviceRegistry
+from notify.inbox import Inbox
+from notify.inbox_model import Mark
+from notify.inbox_store import InboxStore
+from notify.notifier import Notifier
+from notify.presence import PresenceStore
+from notify.push import PushSender
+from notify.realtime import RealtimeSender
+from shared.notification_hubs import NotificationHubsClient
+from shared.retry import RetryPolicy
+from tests.integration.app.test_notifier import deliver_with, notification
+from tests.integration.app.test_requests_per_notification import (
+    CountingSession,
+    CountingTransport,
+    RequestLog,
+)
+
+pytestmark = pytest.mark.integration
+RETRY = RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2)
+
+
+@dataclass
+class Counted:
+    notifier: Notifier
+    inbox: Inbox
+    devices: DeviceRegistry
+    poison: QueueClient
+    log: RequestLog
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[RequestLog]:
+        self.log.seen.clear()
+        self.log.counting = True
+        try:
+            yield self.log
+        finally:
+            self.log.counting = False
+
+
+@pytest.fixture
+def counted(
+    azurite: RunningAzurite,
+    webpubsub_emulator: RunningWebPubSub,
+    notification_hubs_emulator: RunningNotificationHubs,
+    nh_hub: str,
+    unique_name: Callable[[str], str],
+) -> Iterator[Counted]:
+    conn = azurite.connection_string
+    log = RequestLog()
+    names = {"deliveries": unique_name("deliveries"), "presence": unique_name("presence"),
+             "devices": unique_name("devices")}
+    log.names.update({value: key for key, value in names.items()})
+    tables = TableServiceClient.from_connection_string(conn, transport=CountingTransport(log))
+    for name in names.values():
+        tables.create_table(name)
+    deadlines = QueueClient.from_connection_string(conn, unique_name("deadlines"),
+                                                   message_encode_policy=TextBase64EncodePolicy(),
+                                                   transport=CountingTransport(log, "deadlines"))
+    deadlines.create_queue()
+    poison = QueueClient.from_connection_string(conn, unique_name("poison"),
+                                                message_encode_policy=BinaryBase64EncodePolicy())
+    wps = WebPubSubServiceClient.from_connection_string(
+        webpubsub_emulator.connection_string, hub=unique_name("hub"), retry_total=0,
+        transport=CountingTransport(log, "wps"),
+    )
+    nh_client = NotificationHubsClient(notification_hubs_emulator.connection_string, nh_hub,
+                                       session=CountingSession(log), retry=RETRY)
+    deliveries = tables.get_table_client(names["deliveries"])
+    realtime = RealtimeSender(wps)
+    inbox = Inbox(InboxStore(deliveries), envelopes=realtime)
+    devices = DeviceRegistry(tables.get_table_client(names["devices"]), nh_client, badge=True)
+    notifier = Notifier(
+        deliveries=DeliveryStore(deliveries),
+        presence=PresenceStore(tables.get_table_client(names["presence"])),
+        realtime=realtime,
+        push=PushSender(nh_client, devices, inbox.unread_count),
+        deadline_queue=deadlines,
+        ack_timeout_seconds=1,
+        retry=RETRY,
+    )
+    try:
+        yield Counted(notifier, inbox, devices, poison, log)
+    finally:
+        nh_client.close()
+        wps.close()
+        for queue in (deadlines, poison):
+            with contextlib.suppress(ResourceNotFoundError):
+                queue.delete_queue()
+        for name in names.values():
+            tables.delete_table(name)
+
+
+def test_with_the_badge_a_push_costs_one_query_more(counted: Counted) -> None:
+    counted.devices.register("ob", "d-" + uuid.uuid4().hex, "fcmv1", "fcm-token-" + uuid.uuid4().hex)
+    with counted.counting() as log:
+        deliver_with(counted.notifier, counted.poison, notification("ob"))
+    assert log.count() == {
+        "presence GET": 1,
+        "deliveries POST": 1,
+        "devices GET": 1,
+        "deliveries GET": 1,  # the unread count for the badge: the one request the badge adds
+        "nh POST": 1,
+        "deliveries PATCH": 1,
+    }
+
+
+def test_without_devices_the_badge_is_not_read(counted: Counted) -> None:
+    with counted.counting() as log:
+        deliver_with(counted.notifier, counted.poison, notification("nd"))
+    assert len(log.seen) == 4 and "deliveries GET" not in log.count()
+
+
+def test_what_the_inbox_operations_cost(counted: Counted) -> None:
+    ids = [notification("io")["notificationId"] for _ in range(3)]
+    for nid in ids:
+        document = notification("io", notificationId=nid, delivery="realtime")
+        deliver_with(counted.notifier, counted.poison, document)
+    with counted.counting() as log:
+        counted.inbox.counts("io")
+    assert log.count() == {"deliveries GET": 1}  # the counter row and the pending items, one query
+    with counted.counting() as log:
+        counted.inbox.page("io")
+    assert log.count() == {
+        "deliveries GET": 2,  # counter + pending; the page of items
+        "other POST": 1,  # one transaction takes the three pending items in
+        "wps POST": 1,  # the "new" inbox envelope
+    }
+    with counted.counting() as log:
+        counted.inbox.mark("io", ids[0], Mark.READ)
+    assert log.count() == {"deliveries GET": 1, "other POST": 1, "wps POST": 1}
+    with counted.counting() as log:
+        counted.inbox.mark("io", ids[0], Mark.READ)
+    assert log.count() == {"deliveries GET": 1}  # already read: nothing written, nothing announced
+    with counted.counting() as log:
+        counted.inbox.changes("io")
+    assert log.count() == {"deliveries GET": 2}
