@@ -1,4 +1,5 @@
-"""Developer CLI: ``python -m notify send --user alice --title T --body B`` prints the notificationId."""
+"""Developer CLI: ``python -m notify send …`` enqueues a notification, ``python -m notify inbox --user alice``
+lists a user's inbox (``--counts``, ``--recount [--repair]``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from notify.client import NotificationClient
+from notify.inbox import MAX_LIMIT, Inbox
+from notify.inbox_model import Counts, StatusFilter
+from notify.inbox_store import InboxStore
 from notify.model import Delivery
 from shared.errors import NotifyError
 from shared.settings import DEFAULTS
@@ -44,23 +48,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument(
         "--critical", action="store_true", help="bypass the user's mutes and quiet hours (high priority)"
     )
-    # A developer tool, not the app: its defaults come from the same settings the app reads.
-    send.add_argument(
-        "--connection-string",
-        default=local_setting("AzureWebJobsStorage"),
-        help="storage connection string (default: $AzureWebJobsStorage, else local.settings.json)",
-    )
-    send.add_argument(
-        "--queue",
-        default=local_setting("NOTIFICATIONS_QUEUE") or DEFAULTS["NOTIFICATIONS_QUEUE"],
-        help="queue name (default: NOTIFICATIONS_QUEUE as above, or 'notifications')",
-    )
+    send.add_argument("--no-inbox", dest="inbox", action="store_false",
+                      help="deliver, but do not list it in the user's inbox")
+    inbox = commands.add_parser("inbox", help="list a user's inbox (development aid)")
+    inbox.add_argument("--user", required=True, help="the user id")
+    inbox.add_argument("--limit", type=int, default=20, help=f"items to show, 1-{MAX_LIMIT} (default 20)")
+    inbox.add_argument("--status", choices=[s.value for s in StatusFilter], help="only these items")
+    inbox.add_argument("--type", help="only items of this type")
+    inbox.add_argument("--counts", action="store_true", help="print the counts only")
+    inbox.add_argument("--recount", action="store_true", help="check the counts against the items")
+    inbox.add_argument("--repair", action="store_true", help="with --recount: correct a counter that drifted")
+    inbox.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    _storage_arguments(inbox)
+    _storage_arguments(send, queue=True)
     args = parser.parse_args(argv)
     if not args.connection_string:
         parser.error(
             "no storage account: pass --connection-string, set AzureWebJobsStorage,"
             " or run it where local.settings.json is"
         )
+    if args.command == "inbox":
+        return _inbox(args, parser)
     try:
         data = json.loads(args.data)
     except ValueError as exc:
@@ -79,11 +87,78 @@ def main(argv: Sequence[str] | None = None) -> int:
             notification_id=args.notification_id,
             ttl_seconds=args.ttl_seconds,
             critical=args.critical,
+            inbox=args.inbox,
         )
     except NotifyError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     print(notification_id)
+    return 0
+
+
+def _storage_arguments(command: argparse.ArgumentParser, queue: bool = False) -> None:
+    # A developer tool, not the app: its defaults come from the same settings the app reads.
+    command.add_argument(
+        "--connection-string",
+        default=local_setting("AzureWebJobsStorage"),
+        help="storage connection string (default: $AzureWebJobsStorage, else local.settings.json)",
+    )
+    if queue:
+        command.add_argument(
+            "--queue",
+            default=local_setting("NOTIFICATIONS_QUEUE") or DEFAULTS["NOTIFICATIONS_QUEUE"],
+            help="queue name (default: NOTIFICATIONS_QUEUE as above, or 'notifications')",
+        )
+    else:
+        command.add_argument(
+            "--table",
+            default=local_setting("DELIVERIES_TABLE") or DEFAULTS["DELIVERIES_TABLE"],
+            help="deliveries table (default: DELIVERIES_TABLE as above, or 'deliveries')",
+        )
+
+
+def _counts(counts: Counts) -> str:
+    return f"{counts.unread} unread, {counts.unseen} unseen, {counts.total} total"
+
+
+def _inbox(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``python -m notify inbox``: the user's items newest first, like the app's own list."""
+    from azure.data.tables import TableClient
+
+    if not 1 <= args.limit <= MAX_LIMIT:
+        parser.error(f"--limit must be from 1 to {MAX_LIMIT}")
+    if args.repair and not args.recount:
+        parser.error("--repair needs --recount")
+    table = TableClient.from_connection_string(args.connection_string, args.table)
+    inbox = Inbox(InboxStore(table))
+    try:
+        if args.recount:
+            result = inbox.recount(args.user, repair=args.repair)
+            state = "consistent" if result.consistent else ("repaired" if result.repaired else "DRIFTED")
+            print(f"counter {_counts(result.stored)}; the items add up to {_counts(result.computed)}"
+                  f" (+{result.pending} pending): {state}")
+            return 0 if result.consistent or result.repaired else 1
+        if args.counts:
+            print(_counts(inbox.counts(args.user)))
+            return 0
+        status = StatusFilter(args.status) if args.status else None
+        page = inbox.page(args.user, limit=args.limit, type=args.type, status=status)
+    except NotifyError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(page, indent=2, ensure_ascii=False))
+        return 0
+    counts = page["counts"]
+    print(f"inbox of {args.user}: {_counts(Counts(**counts))}")
+    for item in page["items"]:
+        state = "new"
+        for flag in ("seen", "read", "archived"):
+            state = flag if item[flag] else state
+        print(f"  {item['createdAt']}  {state:<8}  {item['type'][:12]:<12}  {item['title'][:40]:<40}"
+              f"  {item['notificationId']}")
+    if page["next"]:
+        print(f"  … more: --limit {min(MAX_LIMIT, args.limit * 2)}")
     return 0
 
 

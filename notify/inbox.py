@@ -333,7 +333,11 @@ class Inbox:
                     notification_id, state, version, snapshot.counts, cursor, cursor, changed=False
                 )
             others = [p for p in snapshot.pending if p.key != notification_id][: self._batch - 1]
-            writes = [ItemWrite(p, NEW_ITEM) for p in others] + [ItemWrite(row, marked)]
+            # Pending items are taken in in arrival order, the target among them if it is pending too.
+            writes = sorted(
+                [ItemWrite(p, NEW_ITEM) for p in others] + [ItemWrite(row, marked)],
+                key=lambda w: (not w.row.pending, float(w.row.entity.get("acceptedAt") or 0.0), w.row.key),
+            )
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
             if committed is None:
                 self._backoff(attempt)
@@ -344,7 +348,7 @@ class Inbox:
             if marked != state:
                 self._notify_read_or_archived(user_id, [notification_id], mark, state, marked)
             before, after = _cursors(committed)
-            version = committed.changes[-1].seq
+            version = next(c.seq for c in committed.changes if c.notification_id == notification_id)
             changed = marked != state
             return _mark_answer(notification_id, marked, version, counts, before, after, changed)
         raise BusyError("table storage", "the inbox kept changing; retry")

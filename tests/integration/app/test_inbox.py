@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import random
 import threading
 import time
@@ -549,3 +550,31 @@ def test_delivery_rows_are_still_found_by_the_notifier_after_inbox_writes(setup:
                                                                   status=Status.SENT_REALTIME)) is not None
     assert setup.inbox.get("kim", nid)["read"] is True  # the notifier's merge kept the inbox columns
     assert setup.deliveries.get("kim", COUNTER_ROW_KEY) is None
+
+
+def test_the_cli_lists_counts_and_recounts(
+    setup: Setup, azurite: RunningAzurite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from notify.__main__ import main
+
+    first = setup.arrive("lena", type="chat")
+    setup.arrive("lena", inbox=False)
+    setup.arrive("lena")
+    setup.inbox.mark("lena", first, Mark.READ)
+    where = ["--connection-string", azurite.connection_string, "--table", setup.table.table_name]
+    assert main(["inbox", "--user", "lena", *where]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "inbox of lena: 1 unread, 1 unseen, 2 total"
+    assert len(out) == 3 and "read" in out[2] and first in out[2] and "chat" in out[2]
+    assert main(["inbox", "--user", "lena", "--status", "unread", "--json", *where]) == 0
+    assert len(json.loads(capsys.readouterr().out)["items"]) == 1
+    assert main(["inbox", "--user", "lena", "--counts", *where]) == 0
+    assert capsys.readouterr().out.strip() == "1 unread, 1 unseen, 2 total"
+    setup.table.update_entity({"PartitionKey": "lena", "RowKey": COUNTER_ROW_KEY, "total": 9},
+                              mode=UpdateMode.MERGE)
+    assert main(["inbox", "--user", "lena", "--recount", *where]) == 1
+    assert "DRIFTED" in capsys.readouterr().out
+    assert main(["inbox", "--user", "lena", "--recount", "--repair", *where]) == 0
+    assert "repaired" in capsys.readouterr().out
+    assert main(["inbox", "--user", "lena", "--recount", *where]) == 0
+    assert "consistent" in capsys.readouterr().out

@@ -183,3 +183,12 @@ def test_cli_without_any_storage_setting_says_what_to_do(tmp_path: Path) -> None
     done = run_cli_in(tmp_path, "--user", "bob", "--title", "T", "--body", "B")
     assert done.returncode == 2
     assert "local.settings.json" in done.stderr and "--connection-string" in done.stderr
+
+
+def test_cli_no_inbox_enqueues_inbox_false(azurite: RunningAzurite, queue: QueueClient) -> None:
+    args = ["send", "--user", "alice", "--title", "typing", "--body", "…", "--no-inbox",
+            "--connection-string", azurite.connection_string, "--queue", queue.queue_name]
+    assert main(args) == 0
+    [document] = received_documents(queue)
+    assert document["inbox"] is False
+    assert parse_message(json.dumps(document).encode()).inbox is False
