@@ -157,6 +157,7 @@ class InAppClient:
         self._user_id = user_id
         self.envelopes: queue.Queue[dict[str, Any]] = queue.Queue()
         self.ack_answers: queue.Queue[dict[str, Any]] = queue.Queue()  # ackResult messages
+        self.inbox_envelopes: queue.Queue[dict[str, Any]] = queue.Queue()  # inbox messages
         self.connection_id: str | None = None
         self._connected = threading.Event()
         # Short timeouts: webpubsubclient 1.1.0 can miss a fast reply and then sits out the whole timeout.
@@ -195,6 +196,8 @@ class InAppClient:
             self.envelopes.put(data)
         elif isinstance(data, dict) and data.get("kind") == "ackResult":
             self.ack_answers.put(data)
+        elif isinstance(data, dict) and data.get("kind") == "inbox":
+            self.inbox_envelopes.put(data)
 
     def open(self) -> str:
         """Negotiate and connect; return the connection id."""
@@ -221,6 +224,16 @@ class InAppClient:
         """Send the ``ack`` user event with any data (tests send malformed ones)."""
         sender: Any = self._client.send_event  # one overload per data type; the data is the caller's choice
         sender("ack", data, data_type, ack=False)
+
+    def wait_for_inbox(self, reason: str, notification_id: str, timeout: float) -> dict[str, Any]:
+        """The ``inbox`` envelope of ``reason`` changing ``notification_id``; StepFailed after ``timeout``."""
+
+        def wanted(envelope: dict[str, Any]) -> bool:
+            changed = {change.get("notificationId") for change in envelope.get("changes", [])}
+            return envelope.get("reason") == reason and notification_id in changed
+
+        what = f"no inbox envelope ({reason} {notification_id})"
+        return _next_from(self.inbox_envelopes, wanted, timeout, what)
 
     def ack(self, notification_id: str) -> None:
         """Send the ``ack`` user event the app expects: ``{"notificationId": ...}`` as JSON."""
@@ -500,6 +513,45 @@ def duplicate_delivered_once(run: DemoRun) -> str:
     return f"enqueued twice, pushed once (notificationId {notification_id})"
 
 
+def inbox_in_step(run: DemoRun) -> str:
+    """Every notification is in the user's inbox, acked or not; reading one on one device (here the pushed
+    one, opened from the lock screen) updates the user's other connection at once."""
+    tablet = InAppClient(run.target, run.user_id)
+    tablet.open()
+    try:
+        listed = inbox_call(run, "GET", "/api/inbox")
+        ids = {item["notificationId"] for item in listed["items"]}
+        expected = {run.notification_ids[k] for k in ("in_app", "unacked", "offline", "duplicate")}
+        if ids != expected:
+            raise StepFailed(f"the inbox lists {sorted(ids)}; expected {sorted(expected)}")
+        unread = listed["counts"]["unread"]
+        if unread != len(expected):
+            raise StepFailed(f"{unread} unread; acked is not read, so expected {len(expected)}")
+        opened = run.notification_ids["offline"]
+        inbox_call(run, "POST", f"/api/inbox/items/{opened}/read")
+        envelope = tablet.wait_for_inbox("read", opened, 15)
+        counts = inbox_call(run, "GET", "/api/inbox/counts")
+        if envelope["counts"] != counts or counts["unread"] != unread - 1:
+            raise StepFailed(f"the other connection got counts {envelope['counts']}; the API says {counts}")
+    finally:
+        tablet.close()
+    return f"{len(ids)} listed, {unread} unread; read on one device, the other shows {counts['unread']}"
+
+
+def inbox_call(run: DemoRun, method: str, path: str) -> dict[str, Any]:
+    """Call the inbox API as the run's user; StepFailed unless it answers 200."""
+    response = requests.request(
+        method,
+        f"{run.target.functions_url}{path}",
+        headers={"Authorization": "Bearer " + run.target.token(run.user_id)},
+        timeout=HTTP_TIMEOUT,
+    )
+    if response.status_code != 200:
+        raise StepFailed(f"{method} {path} answered {response.status_code}: {response.text[:200]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def _row_if(run: DemoRun, notification_id: str, check: Callable[[dict[str, Any]], bool]) -> Any:
     row = delivery_row(run.target, run.user_id, notification_id)
     return row if row is not None and check(row) else None
@@ -519,6 +571,7 @@ STEPS: list[tuple[str, Callable[[DemoRun], str]]] = [
     ("client did not ack: pushed via Notification Hubs after the ack timeout", unacked_falls_back_to_push),
     ("after disconnect the next notification went straight to push", offline_goes_straight_to_push),
     ("duplicate enqueue delivered once", duplicate_delivered_once),
+    ("inbox: everything listed, read on one device updates the other at once", inbox_in_step),
 ]
 
 

@@ -85,6 +85,13 @@ def test_scenario_step_by_step(e2e_stack: RunningStack, e2e_target: DemoTarget) 
         assert sorted(filter(None, app_pushes(e2e_stack, run.installation_id))) == sorted(
             [unacked, offline, duplicate]
         )
+
+        demo.inbox_in_step(run)
+        row = delivery_row(e2e_target, run.user_id, offline) or {}
+        assert row["inboxRead"] is True and row["status"] == "pushed"  # the delivery row is the item
+        unread = {r for r in (in_app, unacked, duplicate)
+                  if not (delivery_row(e2e_target, run.user_id, r) or {}).get("inboxRead")}
+        assert unread == {in_app, unacked, duplicate}  # acked (in_app) is not read
     finally:
         run.close()
 
