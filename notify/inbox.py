@@ -351,7 +351,7 @@ class Inbox:
             version = next(c.seq for c in committed.changes if c.notification_id == notification_id)
             changed = marked != state
             return _mark_answer(notification_id, marked, version, counts, before, after, changed)
-        raise BusyError("table storage", "the inbox kept changing; retry")
+        raise BusyError("table storage", "the inbox kept changing; retry", retry_after=1.0)
 
     def mark_all(
         self, user_id: str, mark: Mark, type: str | None = None, resume: str | None = None
@@ -399,7 +399,7 @@ class Inbox:
             if committed is None:
                 conflicts += 1
                 if conflicts >= _MAX_CONFLICTS:
-                    raise BusyError("table storage", "the inbox kept changing; retry")
+                    raise BusyError("table storage", "the inbox kept changing; retry", retry_after=1.0)
                 self._backoff(conflicts)
                 snapshot = self._store.snapshot(partition)
                 continue
@@ -457,7 +457,7 @@ class Inbox:
             counts = computed + NEW_ITEM.counts().times(len(second.pending))
             self._announce(user_id, "repair", committed, counts)
             return RecountResult(stored, computed, len(second.pending), True)
-        raise BusyError("table storage", "the inbox kept changing; retry")
+        raise BusyError("table storage", "the inbox kept changing; retry", retry_after=1.0)
 
     def sweep(self) -> SweepResult:
         """Remove rows older than the retention, taking what they added off the counters."""
@@ -514,7 +514,7 @@ class Inbox:
             if committed is None:
                 conflicts += 1
                 if conflicts >= _MAX_CONFLICTS:
-                    raise BusyError("table storage", "the inbox kept changing; retry")
+                    raise BusyError("table storage", "the inbox kept changing; retry", retry_after=1.0)
                 self._backoff(conflicts)
                 snapshot = self._store.snapshot(partition)
                 continue
