@@ -146,7 +146,7 @@ param presenceSweepSchedule string = '0 */5 * * * *'
 param presenceStaleSeconds int = 300
 
 @description('Days an inbox item (and its delivery record) is kept before the sweep removes it.')
-@minValue(1)
+@minValue(7)
 @maxValue(3650)
 param inboxRetentionDays int = 90
 

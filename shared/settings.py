@@ -150,7 +150,7 @@ class Settings:
             retry_max_attempts=reader.integer("RETRY_MAX_ATTEMPTS", minimum=1, maximum=10),
             retry_budget_seconds=float(reader.integer("RETRY_BUDGET_SECONDS", minimum=1, maximum=600)),
             notification_types=_notification_types(reader),
-            inbox_retention_days=reader.integer("INBOX_RETENTION_DAYS", minimum=1, maximum=3650),
+            inbox_retention_days=reader.integer("INBOX_RETENTION_DAYS", minimum=7, maximum=3650),
             inbox_push_badge=reader.boolean("INBOX_PUSH_BADGE"),
         )
 

@@ -8,6 +8,7 @@ range or an unknown filter value is a 400 naming the parameter.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -65,8 +66,12 @@ def _limit(params: Mapping[str, str], default: int) -> int:
 
 def _type(params: Mapping[str, str]) -> str | None:
     value = params.get("type")
-    if value is not None and not 1 <= len(value) <= MAX_TYPE_LENGTH:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_TYPE_LENGTH:
         raise BadRequestError(f"type must be 1 to {MAX_TYPE_LENGTH} characters", field="type")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise BadRequestError("type must not contain control characters or lone surrogates", field="type")
     return value
 
 

@@ -193,6 +193,8 @@ def test_a_user_can_neither_list_nor_mark_another_users_items(wired: Api) -> Non
         (api.list_response, {"limit": "٣"}, "limit"),
         (api.list_response, {"status": "starred"}, "status"),
         (api.list_response, {"type": "x" * 65}, "type"),
+        (api.list_response, {"type": "a\x00b"}, "type"),
+        (api.list_response, {"type": "\ud800"}, "type"),
         (api.list_response, {"before": "garbage!"}, "before"),
         (api.list_response, {"before": ""}, "before"),
         (api.list_response, {"sort": "asc"}, "sort"),
