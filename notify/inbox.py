@@ -397,10 +397,7 @@ class Inbox:
             writes = [ItemWrite(row, row.state.marked(mark, now)) for row in rows]
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
             if committed is None:
-                conflicts += 1
-                if conflicts >= _MAX_CONFLICTS:
-                    raise BusyError("table storage", "the inbox kept changing; retry", retry_after=1.0)
-                self._backoff(conflicts)
+                conflicts = self._lost_race(conflicts)
                 snapshot = self._store.snapshot(partition)
                 continue
             snapshot = Snapshot(committed.counter, committed.counter_etag, snapshot.pending, {})
@@ -512,10 +509,7 @@ class Inbox:
             writes = [ItemWrite(row, NEW_ITEM) for row in chunk]
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
             if committed is None:
-                conflicts += 1
-                if conflicts >= _MAX_CONFLICTS:
-                    raise BusyError("table storage", "the inbox kept changing; retry", retry_after=1.0)
-                self._backoff(conflicts)
+                conflicts = self._lost_race(conflicts)
                 snapshot = self._store.snapshot(partition)
                 continue
             snapshot = Snapshot(committed.counter, committed.counter_etag, snapshot.pending[len(chunk):], {})
@@ -549,6 +543,14 @@ class Inbox:
             self._on_read_or_archived(user_id, ids, mark)
         except NotifyError as exc:  # the mark is committed; a missed retract leaves a stale banner only
             logger.warning("read/archived hook failed for user %s: %s", user_hash(user_id), exc.message)
+
+    def _lost_race(self, conflicts: int) -> int:
+        """Count a transaction lost to a concurrent writer: back off, or BusyError after too many."""
+        conflicts += 1
+        if conflicts >= _MAX_CONFLICTS:
+            raise BusyError("table storage", "the inbox kept changing; retry", retry_after=1.0)
+        self._backoff(conflicts)
+        return conflicts
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, 0.005 * 2 ** min(attempt, 8))))
