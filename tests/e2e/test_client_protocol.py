@@ -22,7 +22,7 @@ import pytest
 import requests
 from azure.messaging.webpubsubclient.models import WebPubSubDataType
 
-from devstack.demo import DemoTarget, InAppClient, enqueue_with_cli, wait_until
+from devstack.demo import DemoTarget, InAppClient, delivery_row, enqueue_with_cli, wait_until
 from devstack.stack import HUB, REPO_ROOT, WEBPUBSUB_DEV_KEY, RunningStack
 from tests.openapi_spec import response_problems
 
@@ -129,6 +129,41 @@ def test_real_http_responses_conform_to_the_openapi_file(e2e_target: DemoTarget)
         statuses.append(response.status_code)
         _check(method, url, response)
     assert statuses == [200, 401, 401, 200, 403, 400, 400, 400, 400, 204, 204, 200, 200, 200, 400, 401]
+
+
+def test_real_inbox_responses_conform_to_the_openapi_file(e2e_target: DemoTarget) -> None:
+    api = e2e_target.functions_url
+    user = "openapi-inbox-" + uuid.uuid4().hex[:8]
+    auth = {"Authorization": "Bearer " + e2e_target.token(user)}
+    listed = enqueue_with_cli(e2e_target, user, "For the inbox")
+    wait_until(lambda: delivery_row(e2e_target, user, listed), 15, "the notification was never recorded")
+    item = f"{api}/api/inbox/items/{listed}"
+    calls: list[tuple[str, str, dict[str, Any], int]] = [
+        ("GET", f"{api}/api/inbox", {"headers": auth}, 200),
+        ("GET", f"{api}/api/inbox?limit=1&status=unread&type=default", {"headers": auth}, 200),
+        ("GET", f"{api}/api/inbox?limit=0", {"headers": auth}, 400),
+        ("GET", f"{api}/api/inbox?status=starred", {"headers": auth}, 400),
+        ("GET", f"{api}/api/inbox?before=not-a-cursor!", {"headers": auth}, 400),
+        ("GET", f"{api}/api/inbox", {}, 401),
+        ("GET", f"{api}/api/inbox/changes", {"headers": auth}, 200),
+        ("GET", f"{api}/api/inbox/changes?after=eyJ9", {"headers": auth}, 400),
+        ("GET", f"{api}/api/inbox/counts", {"headers": auth}, 200),
+        ("GET", item, {"headers": auth}, 200),
+        ("GET", f"{api}/api/inbox/items/never-sent", {"headers": auth}, 404),
+        ("POST", f"{item}/read", {"headers": auth}, 200),
+        ("POST", f"{item}/read", {"headers": auth}, 200),
+        ("POST", f"{item}/star", {"headers": auth}, 400),
+        ("POST", f"{api}/api/inbox/read-all", {"headers": auth}, 200),
+        ("POST", f"{api}/api/inbox/seen-all?type=default", {"headers": auth}, 200),
+        ("DELETE", item, {"headers": auth}, 204),
+        ("DELETE", item, {"headers": auth}, 204),
+        ("GET", item, {"headers": auth}, 404),
+        ("POST", f"{item}/unread", {"headers": auth}, 404),
+    ]
+    for method, url, kwargs, status in calls:
+        response = requests.request(method, url, timeout=10, **kwargs)
+        assert response.status_code == status, (method, url, response.text[:300])
+        _check(method, url, response)
 
 
 def test_make_dev_answers_cors_for_localhost_origins_only(e2e_target: DemoTarget) -> None:
