@@ -5,6 +5,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { NotifyError, describe, type Operation } from "./errors.js";
 import { Emitter } from "./events.js";
 import { ApiClient, platformFetch } from "./http.js";
+import { Inbox, type InboxMarks, type InboxOptions } from "./inbox.js";
 import { parseServerMessage } from "./protocol.js";
 import { parsePush, parseRetract } from "./push.js";
 import { createSeenStore, type SeenStore } from "./seen-store.js";
@@ -62,6 +63,8 @@ export interface NotifyClientOptions {
    * `retraction` (see docs/PUSH-ON-DEVICES.md). A failure is an `error` event; `handlePush` still resolves.
    */
   onRetract?: (retraction: Retraction) => void | Promise<void>;
+  /** The inbox's cursor persistence and timing (see {@link NotifyClient.inbox}). */
+  inbox?: InboxOptions;
 }
 
 /** Create a client; nothing happens on the network until {@link NotifyClient.start}. */
@@ -105,6 +108,8 @@ export class NotifyClient {
   private stoppedWaiter: (() => void) | undefined;
   private buffered: Notification[] = [];
   private deliveries: Promise<unknown> = Promise.resolve();
+  private inboxInstance: Inbox | undefined;
+  private readonly inboxOptions: InboxOptions | undefined;
 
   constructor(options: NotifyClientOptions) {
     if (typeof options.getToken !== "function") throw new TypeError("getToken must be a function");
@@ -136,6 +141,25 @@ export class NotifyClient {
     this.maxBuffered = options.maxBuffered ?? 100;
     this.transportFactory = options.transport ?? webPubSubTransport;
     this.onRetract = options.onRetract;
+    this.inboxOptions = options.inbox;
+  }
+
+  /**
+   * The user's inbox: `list()`, `counts` (with `on("counts")`), marks, `readAll()`. From the first use on, the
+   * client catches up from the inbox's cursor on every (re)connect and applies the `inbox` envelopes the
+   * service sends after each change, so `counts` and the `changes` events follow every device of the user.
+   */
+  get inbox(): Inbox {
+    if (this.inboxInstance === undefined) {
+      this.inboxInstance = new Inbox(this.api, this.clock, (error) => this.events.emit("error", error), this.inboxOptions);
+      if (this.phase === "connected") this.inboxInstance.background();
+    }
+    return this.inboxInstance;
+  }
+
+  /** Mark a notification read in the inbox; call it when the user opens one, also from a push. */
+  markRead(notificationId: string): Promise<InboxMarks> {
+    return this.inbox.markRead(notificationId);
   }
 
   /** The connection state (also emitted as `state` events). */
@@ -180,6 +204,7 @@ export class NotifyClient {
     this.clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.stopTokenChecks();
+    this.inboxInstance?.dispose();
     this.acks.clear("the client stopped");
     const closed = new Promise<void>((resolve) => (this.stoppedWaiter = resolve));
     this.transport?.stop();
@@ -334,6 +359,7 @@ export class NotifyClient {
     this.setState("connected", { connectionId });
     this.startTokenChecks();
     this.acks.connectionUp();
+    this.inboxInstance?.background(); // catch up on every (re)connect
     this.releaseStartWaiters();
   }
 
@@ -402,6 +428,11 @@ export class NotifyClient {
     if (message === null) return;
     if (message.kind === "notification") {
       void this.deliver(message.notification, "realtime");
+      if (message.listed) this.inboxInstance?.arrived();
+      return;
+    }
+    if (message.kind === "inbox") {
+      this.inboxInstance?.receive(message.envelope);
       return;
     }
     if (message.notificationId === null) {

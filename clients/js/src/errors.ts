@@ -7,7 +7,8 @@ export type Operation =
   | "unregisterDevice"
   | "handlePush"
   | "listener"
-  | "store";
+  | "store"
+  | "inbox";
 
 /** What a {@link NotifyError} carries besides its message. */
 export interface NotifyErrorDetails {

@@ -2,6 +2,17 @@
 export { createNotifyClient, NotifyClient, type NotifyClientOptions } from "./client.js";
 export { createSeenStore, flushSeenStore, type KeyValueStorage, type SeenStore, type SeenStoreOptions } from "./seen-store.js";
 export { parsePush, parseRetract } from "./push.js";
+export {
+  Inbox,
+  type InboxChange,
+  type InboxChanges,
+  type InboxCounts,
+  type InboxItem,
+  type InboxListOptions,
+  type InboxMarks,
+  type InboxOptions,
+  type InboxPage,
+} from "./inbox.js";
 export { NotifyError, type NotifyErrorDetails, type Operation } from "./errors.js";
 export { PROTOCOL_VERSION } from "./protocol.js";
 export type { BackoffOptions } from "./backoff.js";

@@ -8,7 +8,15 @@ test("an envelope becomes a notification", () => {
   assert.deepEqual(parseServerMessage(envelope("n-1")), {
     kind: "notification",
     notification: { notificationId: "n-1", title: "Hello", body: "World", type: "chat", data: { room: "r1" } },
+    listed: true,
   });
+});
+
+test("an envelope says whether the notification is listed in the inbox; inbox envelopes are read", () => {
+  assert.equal((parseServerMessage(envelope("n-1", { inbox: false })) as { listed: boolean }).listed, false);
+  const inbox = { kind: "inbox", protocolVersion: 1, reason: "read", changes: [], counts: { unread: 0, unseen: 0, total: 0 } };
+  assert.deepEqual(parseServerMessage(inbox), { kind: "inbox", envelope: inbox });
+  assert.equal(parseServerMessage({ ...inbox, protocolVersion: 2 }), null);
 });
 
 test("an envelope as JSON text, and one without protocolVersion (older servers), are read too", () => {

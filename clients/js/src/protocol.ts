@@ -9,7 +9,8 @@ export const ACK_EVENT = "ack";
 
 /** A server message the SDK understands. */
 export type ServerMessage =
-  | { readonly kind: "notification"; readonly notification: Notification }
+  | { readonly kind: "notification"; readonly notification: Notification; readonly listed: boolean }
+  | { readonly kind: "inbox"; readonly envelope: Record<string, unknown> }
   | {
       readonly kind: "ackResult";
       readonly notificationId: string | null;
@@ -25,7 +26,7 @@ export function isNotificationId(value: unknown): value is string {
 }
 
 /**
- * Read a server message's data: a notification envelope or an ack answer; null for anything else (other
+ * Read a server message's data: a notification envelope, an ack answer or an inbox envelope; null for anything else (other
  * kinds, a newer protocol version, data that is not ours), which clients must ignore.
  */
 export function parseServerMessage(data: unknown): ServerMessage | null {
@@ -41,8 +42,9 @@ export function parseServerMessage(data: unknown): ServerMessage | null {
   if (typeof version !== "number" || version > PROTOCOL_VERSION) return null;
   if (data["kind"] === "notification") {
     const notification = notificationFrom(data, data["data"]);
-    return notification === null ? null : { kind: "notification", notification };
+    return notification === null ? null : { kind: "notification", notification, listed: data["inbox"] !== false };
   }
+  if (data["kind"] === "inbox") return { kind: "inbox", envelope: data };
   if (data["kind"] === "ackResult" && typeof data["ok"] === "boolean") {
     const id = isNotificationId(data["notificationId"]) ? data["notificationId"] : null;
     const error = data["error"];

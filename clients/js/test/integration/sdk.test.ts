@@ -245,3 +245,36 @@ test("a token the API refuses: an unauthorized error, retried with backoff until
   good = true;
   await waitFor(() => h.client.state === "connected", "connected with the good token");
 });
+
+test("the inbox: read on one device, the other's counts follow; a restart catches up what came meanwhile", async () => {
+  const userId = newUser("inbox");
+  const storage = memoryStorage(); // the tablet's localStorage / AsyncStorage
+  const phone = harness(userId);
+  const tablet = harness(userId, { inbox: { storage, arrivalDelayMs: 50 } });
+  await Promise.all([phone.client.start(), tablet.client.start()]);
+  const tabletCounts: number[] = [];
+  tablet.client.inbox.on("counts", (c) => tabletCounts.push(c.unread));
+  const first = await send(stack, userId, { title: "First", delivery: "realtime" });
+  const second = await send(stack, userId, { title: "Second", delivery: "realtime" });
+  await waitFor(() => receivedOnce(tablet, first) && receivedOnce(tablet, second), "both in-app on the tablet");
+  await waitFor(() => tablet.client.inbox.counts?.unread === 2, "the tablet's unread count from the service");
+
+  const page = await phone.client.inbox.list();
+  assert.deepEqual(page.items.map((i) => i.notificationId).sort(), [first, second].sort());
+  const marked = await phone.client.markRead(first); // the user opens it on the phone
+  assert.equal(marked.read, true);
+  await waitFor(() => tablet.client.inbox.counts?.unread === 1, "the tablet's count dropping at once");
+  assert.equal(tabletCounts.at(-1), 1);
+
+  await tablet.client.stop(); // the tablet app is closed ...
+  const meanwhile = await send(stack, userId, { title: "While the tablet was closed", delivery: "push" });
+  await waitFor(async () => (await delivery(stack, userId, meanwhile))?.status === "no_devices", "the push attempt");
+  const restarted = harness(userId, { inbox: { storage } }); // ... and opened again
+  const caughtUp: string[] = [];
+  restarted.client.inbox.on("changes", (c) => caughtUp.push(...c.changes.map((x) => x.notificationId)));
+  await restarted.client.start();
+  await waitFor(() => caughtUp.includes(meanwhile), "the catch-up bringing what arrived while closed");
+  assert.ok(!caughtUp.includes(second), "only what came after the stored cursor");
+  assert.equal(restarted.client.inbox.counts?.unread, 2);
+  assert.deepEqual([...phone.errors, ...tablet.errors, ...restarted.errors], []);
+});
