@@ -33,7 +33,14 @@ from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePoli
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from devstack.demo import DemoTarget, pushed_notification_id, register_device
+from devstack.demo import (
+    DemoTarget,
+    delivery_row,
+    enqueue_with_cli,
+    pushed_notification_id,
+    register_device,
+    wait_until,
+)
 from devstack.stack import HOST, HUB, RunningStack
 from notify.message import parse_message
 from notify.user_rows import connection_id_of, user_partition
@@ -400,6 +407,66 @@ def test_http_endpoints_answer_every_input_without_a_5xx(
     for function in ("negotiate", "register_device", "unregister_device"):
         assert failed_invocations(e2e_stack, function) == 0
     assert set(statuses) >= {200, 204, 400, 401, 403}, statuses  # the inputs reached every layer
+
+
+INBOX_ROUTES = [
+    ("GET", "inbox"), ("GET", "inbox/changes"), ("GET", "inbox/counts"), ("POST", "inbox/read-all"),
+    ("POST", "inbox/seen-all"), ("GET", "inbox/items/{id}"), ("DELETE", "inbox/items/{id}"),
+    ("POST", "inbox/items/{id}/{action}"),
+]
+QUERY_NAMES = st.sampled_from(["limit", "before", "after", "type", "status", "resume", "x", "Limit", ""])
+QUERY_VALUES = st.one_of(
+    st.sampled_from(["1", "0", "100", "101", "-1", "1e3", "unread", "all", "eyJ9"]),
+    st.just("eyJrIjoiYyIsImUiOiIiLCJuIjowfQ"),  # a changes cursor
+    ANY_TEXT,
+)
+
+
+def test_inbox_endpoints_answer_every_input_without_a_5xx(
+    e2e_stack: RunningStack, e2e_target: DemoTarget
+) -> None:
+    session = requests.Session()
+    statuses = Counter[int]()
+    user = f"inbox-fuzz-{RUN}"
+    producer_id = f"fuzz-inbox-{RUN}"
+    enqueue_with_cli(e2e_target, user, "fuzzed", notification_id=producer_id)
+    wait_until(lambda: delivery_row(e2e_target, user, producer_id), TIMEOUT, "the item was never recorded")
+
+    @fuzz(120)
+    @given(
+        st.sampled_from(INBOX_ROUTES),
+        st.one_of(st.just(producer_id), INSTALLATION_IDS),
+        st.sampled_from(["read", "unread", "seen", "archive", "unarchive", "star", "READ", "%20"]),
+        st.dictionaries(QUERY_NAMES, QUERY_VALUES, max_size=3),
+        st.one_of(st.just("Bearer " + e2e_target.token(user)), authorizations(e2e_target)),
+    )
+    def call(route: tuple[str, str], item: str, action: str, query: dict[str, str],
+             auth: str | bytes) -> None:
+        method, template = route
+        segment = urllib.parse.quote(item.encode("utf-8", "surrogatepass"), safe="")
+        path = template.replace("{id}", segment).replace("{action}", action)
+        raw = auth.encode("utf-8", "surrogatepass") if isinstance(auth, str) else auth
+        encoded = "&".join(
+            f"{urllib.parse.quote(k.encode('utf-8', 'surrogatepass'))}="
+            f"{urllib.parse.quote(v.encode('utf-8', 'surrogatepass'))}"
+            for k, v in query.items()
+        )
+        response = session.request(method, f"{e2e_target.functions_url}/api/{path}?{encoded}",
+                                   headers={"Authorization": raw}, timeout=TIMEOUT)
+        statuses[response.status_code] += 1
+        assert response.status_code < 500, (method, path, query, response.status_code, response.text[:300])
+        if response.status_code >= 400:
+            assert_error_body(response)
+
+    try:
+        call()
+    finally:
+        session.close()
+    print("inbox fuzz statuses:", dict(statuses))
+    for function in ("inbox_list", "inbox_changes", "inbox_counts", "inbox_read_all", "inbox_seen_all",
+                     "inbox_item", "inbox_mark", "inbox_delete"):
+        assert failed_invocations(e2e_stack, function) == 0
+    assert set(statuses) >= {200, 400, 401, 404}, statuses
 
 
 # ---- Web PubSub events -----------------------------------------------------------------------------------
