@@ -515,7 +515,8 @@ def duplicate_delivered_once(run: DemoRun) -> str:
 
 def inbox_in_step(run: DemoRun) -> str:
     """Every notification is in the user's inbox, acked or not; reading one on one device (here the pushed
-    one, opened from the lock screen) updates the user's other connection at once."""
+    one, opened from the lock screen) updates the user's other connection at once and takes the push back
+    from the lock screens (a silent retract)."""
     tablet = InAppClient(run.target, run.user_id)
     tablet.open()
     try:
@@ -533,9 +534,22 @@ def inbox_in_step(run: DemoRun) -> str:
         counts = inbox_call(run, "GET", "/api/inbox/counts")
         if envelope["counts"] != counts or counts["unread"] != unread - 1:
             raise StepFailed(f"the other connection got counts {envelope['counts']}; the API says {counts}")
+        wait_until(
+            lambda: any(_is_retract(p) for p in pushes_of(run.target, run.installation_id, opened)),
+            15,
+            "the push of the notification read in the inbox was not retracted",
+        )
     finally:
         tablet.close()
-    return f"{len(ids)} listed, {unread} unread; read on one device, the other shows {counts['unread']}"
+    return (f"{len(ids)} listed, {unread} unread; read on one device, the other shows {counts['unread']};"
+            " its push retracted")
+
+
+def _is_retract(push: Mapping[str, Any]) -> bool:
+    payload = push.get("payload") or {}
+    message = payload.get("message") if isinstance(payload, dict) else None
+    data = message.get("data") if isinstance(message, dict) else payload
+    return isinstance(data, dict) and data.get("kind") == "retract"
 
 
 def inbox_call(run: DemoRun, method: str, path: str) -> dict[str, Any]:
@@ -571,7 +585,8 @@ STEPS: list[tuple[str, Callable[[DemoRun], str]]] = [
     ("client did not ack: pushed via Notification Hubs after the ack timeout", unacked_falls_back_to_push),
     ("after disconnect the next notification went straight to push", offline_goes_straight_to_push),
     ("duplicate enqueue delivered once", duplicate_delivered_once),
-    ("inbox: everything listed, read on one device updates the other at once", inbox_in_step),
+    ("inbox: everything listed, read on one device updates the other at once and retracts its push",
+     inbox_in_step),
 ]
 
 

@@ -58,7 +58,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import groupby
 from typing import Any, Protocol
 
@@ -66,6 +65,7 @@ from notify.inbox_model import (
     ARCHIVED,
     CREATED_SEQ,
     DELETED,
+    DELIVERY_STATUS,
     NEW_ITEM,
     READ,
     SEEN,
@@ -92,10 +92,8 @@ from notify.inbox_store import (
     Row,
     Snapshot,
 )
-from shared.clients import get_table_client
 from shared.errors import BadRequestError, BusyError, NotFoundError, NotifyError
 from shared.retry import RetryPolicy, call_with_retry
-from shared.settings import get_settings
 from shared.user_keys import user_hash, user_key
 
 logger = logging.getLogger(__name__)
@@ -129,9 +127,38 @@ class EnvelopeSender(Protocol):
         ...
 
 
-#: Called with (user id, notification ids, mark) after items became read or archived: the seam where a
-#: pushed notification is taken back from the lock screen (issue 14's retract). None: nothing to do.
+#: Called with (user id, notification ids, mark) after items became read, archived or deleted, for the
+#: items whose delivery it can still change: the notifier then drops a push that is still due and retracts
+#: one that went out (``Notifier.handle_read`` / ``handle_archived``; see :func:`tell`). None: nothing.
 ReadOrArchivedHook = Callable[[str, Sequence[str], Mark], None]
+#: Delivery statuses a read or an archive still changes (notify.delivery_machine): a push may still be due,
+#: or one went out and is not retracted yet. In any other status the delivery is settled for good.
+DELIVERY_STILL_OPEN = frozenset({"accepted", "sent_realtime", "deferred", "pushed"})
+
+
+class DeliveryReads(Protocol):
+    """What the delivery side is told of reads (``notify.notifier.Notifier``)."""
+
+    def handle_read(self, user_id: str, notification_id: str) -> bool:
+        """The user read the notification."""
+        ...
+
+    def handle_archived(self, user_id: str, notification_id: str) -> bool:
+        """The user archived (or deleted) the notification."""
+        ...
+
+
+def tell(deliveries: DeliveryReads) -> ReadOrArchivedHook:
+    """The hook that tells the delivery of every item read, archived or deleted (a deletion as archived)."""
+
+    def hook(user_id: str, notification_ids: Sequence[str], mark: Mark) -> None:
+        for notification_id in notification_ids:
+            if mark in (Mark.ARCHIVE, Mark.DELETE):
+                deliveries.handle_archived(user_id, notification_id)
+            else:
+                deliveries.handle_read(user_id, notification_id)
+
+    return hook
 
 
 @dataclass(frozen=True)
@@ -345,7 +372,7 @@ class Inbox:
             left = len(snapshot.pending) - len(others) - (1 if row.pending else 0)
             counts = committed.counter.counts + NEW_ITEM.counts().times(left)
             self._announce(user_id, mark.value, committed, counts)
-            if marked != state:
+            if marked != state and _delivery_open(row):
                 self._notify_read_or_archived(user_id, [notification_id], mark, state, marked)
             before, after = _cursors(committed)
             version = next(c.seq for c in committed.changes if c.notification_id == notification_id)
@@ -405,8 +432,7 @@ class Inbox:
             marked_count += len(rows)
             self._announce(user_id, f"{mark.value}-all", committed, snapshot.counts)
             if mark is Mark.READ:
-                ids = [change.notification_id for change in committed.changes]
-                self._notify_many(user_id, ids, mark)
+                self._notify_many(user_id, [row.key for row in rows if _delivery_open(row)], mark)
         if not done:
             done = not self._store.query(partition, condition, parameters, select=["RowKey"], limit=1)
         counter = snapshot.counter
@@ -532,7 +558,11 @@ class Inbox:
     def _notify_read_or_archived(
         self, user_id: str, ids: list[str], mark: Mark, before: ItemState, after: ItemState
     ) -> None:
-        became = (after.read and not before.read) or (after.archived and not before.archived)
+        became = (
+            (after.read and not before.read)
+            or (after.archived and not before.archived)
+            or (after.deleted and not before.deleted)
+        )
         if became:
             self._notify_many(user_id, ids, mark)
 
@@ -556,19 +586,8 @@ class Inbox:
         self._sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, 0.005 * 2 ** min(attempt, 8))))
 
 
-@lru_cache(maxsize=1)
-def get_inbox() -> Inbox:
-    """The process-wide Inbox built from the settings (announcing through Web PubSub)."""
-    from notify.realtime import get_realtime_sender
-
-    settings = get_settings()
-    return Inbox(
-        InboxStore(get_table_client(settings.deliveries_table)),
-        envelopes=get_realtime_sender(),
-        retention_days=settings.inbox_retention_days,
-        # Issue 14's retract of a pushed notification that was read or archived plugs in here.
-        on_read_or_archived=None,
-    )
+def _delivery_open(row: Row) -> bool:
+    return str(row.entity.get(DELIVERY_STATUS) or "") in DELIVERY_STILL_OPEN
 
 
 def _decode(text: str, kind: CursorKind, field: str) -> Cursor:

@@ -39,10 +39,12 @@ SEEN, SEEN_AT = "inboxSeen", "inboxSeenAt"
 ARCHIVED, ARCHIVED_AT = "inboxArchived", "inboxArchivedAt"
 DELETED = "inboxDeleted"
 TYPE = "type"
+#: The delivery's status (notify.delivery_machine.Status), read to know whether a read still matters to it.
+DELIVERY_STATUS = "status"
 #: What the inbox reads of a row when it needs the state only (not the content).
 STATE_COLUMNS = (
     "PartitionKey", "RowKey", LISTED, PENDING, SEQ, CREATED_SEQ, READ, READ_AT, SEEN, SEEN_AT,
-    ARCHIVED, ARCHIVED_AT, DELETED, "acceptedAt",
+    ARCHIVED, ARCHIVED_AT, DELETED, "acceptedAt", DELIVERY_STATUS,
 )
 
 

@@ -23,7 +23,9 @@ from notify.push_templates import (
     retract_tags,
     template_properties,
 )
+from shared.clients import get_table_client
 from shared.notification_hubs import NotificationHubsClient, get_notification_hubs_client
+from shared.settings import get_settings
 from shared.user_keys import user_hash, user_tag
 
 logger = logging.getLogger(__name__)
@@ -40,9 +42,16 @@ class PushResult:
 class PushSender:
     """Sends notifications and retracts as template pushes to the user's tag."""
 
-    def __init__(self, nh_client: NotificationHubsClient, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        nh_client: NotificationHubsClient,
+        clock: Callable[[], float] = time.time,
+        unread_count: Callable[[str], int] | None = None,
+    ) -> None:
         self._nh = nh_client
         self._clock = clock
+        # INBOX_PUSH_BADGE: the user's unread count, read once per push (one table query).
+        self._unread_count = unread_count
 
     def send(self, notification: Notification, options: PushOptions) -> PushResult:
         """Push ``notification`` to the user's devices with its collapse id, expiry and priority.
@@ -50,7 +59,8 @@ class PushSender:
         Raises InvalidMessageError when the payload would exceed the PNS limit, TransientError when NH
         stays unavailable through the retry budget, UpstreamError for other NH failures.
         """
-        properties = template_properties(notification, options, self._clock())
+        badge = self._unread_count(notification.user_id) if self._unread_count else None
+        properties = template_properties(notification, options, self._clock(), badge)
         check_payload_size(properties)
         result = self._nh.send_template(
             properties,
@@ -79,5 +89,12 @@ class PushSender:
 
 @lru_cache(maxsize=1)
 def get_push_sender() -> PushSender:
-    """The process-wide PushSender built from the settings."""
-    return PushSender(get_notification_hubs_client())
+    """The process-wide PushSender built from the settings (with the badge when INBOX_PUSH_BADGE is set)."""
+    settings = get_settings()
+    unread = None
+    if settings.inbox_push_badge:
+        from notify.inbox import Inbox
+        from notify.inbox_store import InboxStore
+
+        unread = Inbox(InboxStore(get_table_client(settings.deliveries_table))).unread_count
+    return PushSender(get_notification_hubs_client(), unread_count=unread)

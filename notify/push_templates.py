@@ -17,6 +17,11 @@ Every visible push carries its collapse id (APNs ``apns-collapse-id``, FCM ``and
 its expiry (APNs ``apns-expiration``, FCM ``android.ttl``) and its priority (APNs ``apns-priority`` 10 or 5,
 FCM ``android.priority`` HIGH or NORMAL). FCM's ``collapse_key`` is left out on purpose: FCM keeps at most
 four collapse keys per device, so one per notification would drop notifications for an offline device.
+
+**The badge** (``INBOX_PUSH_BADGE``): the badge variant of ``notify-v1`` also sets APNs ``aps.badge`` and
+FCM ``android.notification.notification_count`` (both numbers, ``#(badge)``) and ``data.badge`` (text) from
+the ``badge`` property, the user's unread count (:mod:`notify.inbox`). Templates are installed at
+registration, so a device gets or loses the badge at its next registration after the setting changed.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from notify.model import Notification
 from shared.errors import InvalidMessageError
@@ -41,6 +46,7 @@ RETRACT_TAG = "notify:retract"
 FCM_MAX_TTL_SECONDS = 28 * 24 * 3600
 APNS_COLLAPSE_ID_MAX_BYTES = 64
 PROPERTY_NAMES = ("notificationId", "collapseId", "title", "body", "type", "data", "ttl", "androidPriority")
+BADGE_PROPERTY = "badge"
 Priority = Literal["high", "normal"]
 
 _FCMV1_TEMPLATE: dict[str, object] = {
@@ -86,16 +92,30 @@ _TEMPLATES: dict[str, dict[str, object]] = {"fcmv1": _FCMV1_TEMPLATE, "apns": _A
 _RETRACTS: dict[str, dict[str, object]] = {"fcmv1": _FCMV1_RETRACT, "apns": _APNS_RETRACT}
 SUPPORTED_PLATFORMS = tuple(_TEMPLATES)
 
+
+
+def _with_badge(template: Mapping[str, object]) -> dict[str, object]:
+    copy: dict[str, Any] = json.loads(json.dumps(template))
+    if "aps" in copy:
+        copy["aps"]["badge"] = "#(badge)"
+    else:
+        copy["message"]["android"]["notification"]["notification_count"] = "#(badge)"
+        copy["message"]["data"]["badge"] = "$(badge)"
+    return copy
+
+
+_BADGE_TEMPLATES: dict[str, dict[str, object]] = {p: _with_badge(t) for p, t in _TEMPLATES.items()}
 _EXPRESSION = re.compile(r"\$\((\w+)\)")
+_NUMBER_EXPRESSION = re.compile(r"#\((\w+)\)")
 
 
 def _text(template: Mapping[str, object]) -> str:
     return json.dumps(template, separators=(",", ":"))
 
 
-def template_body(platform: str) -> str:
+def template_body(platform: str, badge: bool = False) -> str:
     """The notification template body (JSON text) for ``fcmv1`` or ``apns``; KeyError for another."""
-    return _text(_TEMPLATES[platform])
+    return _text((_BADGE_TEMPLATES if badge else _TEMPLATES)[platform])
 
 
 def retract_template_body(platform: str) -> str:
@@ -103,10 +123,10 @@ def retract_template_body(platform: str) -> str:
     return _text(_RETRACTS[platform])
 
 
-def installation_templates(platform: str) -> dict[str, dict[str, object]]:
-    """The ``templates`` member of an installation for ``platform``."""
+def installation_templates(platform: str, badge: bool = False) -> dict[str, dict[str, object]]:
+    """The ``templates`` member of an installation for ``platform`` (with the badge variant, or not)."""
     return {
-        TEMPLATE_NAME: {"body": template_body(platform)},
+        TEMPLATE_NAME: {"body": template_body(platform, badge)},
         RETRACT_TEMPLATE_NAME: {"body": retract_template_body(platform), "tags": [RETRACT_TAG]},
     }
 
@@ -143,9 +163,11 @@ class PushOptions:
     expires_at: float | None = None
 
 
-def template_properties(notification: Notification, options: PushOptions, now: float) -> dict[str, str]:
-    """The all-string property bag for the template send of ``notification``."""
-    return {
+def template_properties(
+    notification: Notification, options: PushOptions, now: float, badge: int | None = None
+) -> dict[str, str]:
+    """The all-string property bag for the template send of ``notification`` (and the badge, if given)."""
+    properties = {
         "notificationId": notification.notification_id,
         "collapseId": collapse_id(notification.notification_id),
         "title": notification.title,
@@ -155,6 +177,9 @@ def template_properties(notification: Notification, options: PushOptions, now: f
         "ttl": f"{ttl_seconds(options.expires_at, now)}s",
         "androidPriority": "HIGH" if options.priority == "high" else "NORMAL",
     }
+    if badge is not None:
+        properties[BADGE_PROPERTY] = str(max(0, badge))
+    return properties
 
 
 def retract_properties(notification_id: str, expires_at: float | None, now: float) -> dict[str, str]:
@@ -187,17 +212,25 @@ def retract_headers(expires_at: float | None) -> dict[str, str]:
 
 
 def render_payload(platform: str, properties: Mapping[str, str], retract: bool = False) -> str:
-    """What NH will hand the PNS for ``platform``: the template with each ``$(name)`` substituted."""
+    """What NH will hand the PNS for ``platform``: the template with each expression substituted.
+
+    A bag with a ``badge`` renders the badge variant; a bare ``#(name)`` with a numeric value becomes a JSON
+    number, as Notification Hubs renders it.
+    """
     bag = {name.lower(): value for name, value in properties.items()}
 
     def render(node: object) -> object:
         if isinstance(node, str):
+            whole = _NUMBER_EXPRESSION.fullmatch(node)
+            if whole is not None and bag.get(whole.group(1).lower(), "").isdigit():
+                return int(bag[whole.group(1).lower()])
             return _EXPRESSION.sub(lambda m: bag.get(m.group(1).lower(), ""), node)
         if isinstance(node, dict):
             return {key: render(value) for key, value in node.items()}
         return node
 
-    template = (_RETRACTS if retract else _TEMPLATES)[platform]
+    notifications = _BADGE_TEMPLATES if BADGE_PROPERTY in bag else _TEMPLATES
+    template = (_RETRACTS if retract else notifications)[platform]
     return json.dumps(render(template), separators=(",", ":"), ensure_ascii=False)
 
 

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Protocol
 
 import azure.functions as func
 
-from notify.inbox import DEFAULT_CHANGES_LIMIT, DEFAULT_PAGE_LIMIT, MAX_LIMIT, Inbox, get_inbox
+from notify.blueprints.notifier import get_notifier
+from notify.inbox import DEFAULT_CHANGES_LIMIT, DEFAULT_PAGE_LIMIT, MAX_LIMIT, Inbox, tell
 from notify.inbox_model import Mark, StatusFilter
+from notify.inbox_store import InboxStore
 from notify.message import MAX_TYPE_LENGTH
+from notify.realtime import get_realtime_sender
 from shared.auth import Principal, get_authenticator
+from shared.clients import get_table_client
 from shared.errors import BadRequestError
 from shared.http import handle_errors, json_response
+from shared.settings import get_settings
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -41,6 +47,18 @@ class RequestAuthenticator(Protocol):
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Return the caller or raise UnauthorizedError."""
         ...
+
+
+@lru_cache(maxsize=1)
+def get_inbox() -> Inbox:
+    """The process-wide Inbox built from the settings, announcing through Web PubSub."""
+    settings = get_settings()
+    return Inbox(
+        InboxStore(get_table_client(settings.deliveries_table)),
+        envelopes=get_realtime_sender(),
+        retention_days=settings.inbox_retention_days,
+        on_read_or_archived=tell(get_notifier()),  # retracts a pushed notification once it is read
+    )
 
 
 # ---- parameters -------------------------------------------------------------------------------------------

@@ -88,7 +88,8 @@ def test_scenario_step_by_step(e2e_stack: RunningStack, e2e_target: DemoTarget) 
 
         demo.inbox_in_step(run)
         row = delivery_row(e2e_target, run.user_id, offline) or {}
-        assert row["inboxRead"] is True and row["status"] == "pushed"  # the delivery row is the item
+        assert row["inboxRead"] is True  # the delivery row is the item
+        assert row["status"] == "retracted" and row["retractSentAt"] >= row["readAt"] > 0
         unread = {r for r in (in_app, unacked, duplicate)
                   if not (delivery_row(e2e_target, run.user_id, r) or {}).get("inboxRead")}
         assert unread == {in_app, unacked, duplicate}  # acked (in_app) is not read

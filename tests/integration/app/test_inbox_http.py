@@ -28,13 +28,13 @@ from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints import inbox as api
 from notify.deliveries import DeliveryStore
 from notify.devices import DeviceRegistry
-from notify.inbox import Inbox
+from notify.inbox import Inbox, tell
 from notify.inbox_model import Mark
 from notify.inbox_store import InboxStore
 from notify.notifier import Notifier
-from notify.presence import PresenceStore
 from notify.push import PushSender
 from notify.realtime import RealtimeSender
+from notify.user_state import UserDirectory
 from shared.auth import Authenticator, make_dev_token
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
@@ -96,8 +96,8 @@ def wired(
 ) -> Iterator[Api]:
     conn = azurite.connection_string
     tables = TableServiceClient.from_connection_string(conn)
-    names = [unique_name("deliveries"), unique_name("presence"), unique_name("devices")]
-    deliveries, presence, devices_table = (tables.create_table(name) for name in names)
+    names = [unique_name("deliveries"), unique_name("devices")]
+    deliveries, devices_table = (tables.create_table(name) for name in names)
     deadlines = QueueClient.from_connection_string(conn, unique_name("deadlines"),
                                                    message_encode_policy=TextBase64EncodePolicy())
     deadlines.create_queue()
@@ -108,17 +108,18 @@ def wired(
     )
     nh_client = NotificationHubsClient(notification_hubs_emulator.connection_string, nh_hub, retry=RETRY)
     realtime = RealtimeSender(wps)
-    inbox = Inbox(InboxStore(deliveries), envelopes=realtime)
+    store = InboxStore(deliveries)
     registry = DeviceRegistry(devices_table, nh_client, badge=True)
     notifier = Notifier(
         deliveries=DeliveryStore(deliveries),
-        presence=PresenceStore(presence),
+        users=UserDirectory(devices_table),
         realtime=realtime,
-        push=PushSender(nh_client, registry, inbox.unread_count),
+        push=PushSender(nh_client, unread_count=Inbox(store).unread_count),
         deadline_queue=deadlines,
         ack_timeout_seconds=0,
         retry=RETRY,
     )
+    inbox = Inbox(store, envelopes=realtime, on_read_or_archived=tell(notifier))  # as get_inbox wires it
     try:
         yield Api(inbox, notifier, poison, wps, Authenticator(AuthSettings(dev_secret=SECRET)),
                   notification_hubs_emulator, nh_hub, registry)
@@ -291,3 +292,34 @@ def test_pushes_carry_the_unread_count_as_the_badge(wired: Api) -> None:
     again = wired.send("alice", delivery="push")
     payloads = {p["platform"]: p["payload"] for p in pushes_of(wired, again)}
     assert payloads["apns"]["aps"]["badge"] == 1  # itself: everything before it was read
+
+
+def retracts_of(wired: Api, notification_id: str) -> list[dict[str, Any]]:
+    return [p for p in pushes_of(wired, notification_id) if _kind(p["payload"]) == "retract"]
+
+
+def _kind(payload: dict[str, Any]) -> object:
+    message = payload.get("message")
+    return message["data"].get("kind") if isinstance(message, dict) else payload.get("kind")
+
+
+def test_a_push_read_archived_or_deleted_in_the_inbox_is_retracted_on_every_device(wired: Api) -> None:
+    wired.devices.register("alice", "iphone-" + uuid.uuid4().hex[:8], "apns", APNS_TOKEN)
+    wired.devices.register("alice", "pixel-" + uuid.uuid4().hex[:8], "fcmv1", FCM_TOKEN)
+    read, archived, deleted = (wired.send("alice", delivery="push") for _ in range(3))
+    in_app_only = wired.send("alice", delivery="realtime")
+    for nid in (read, archived, deleted):
+        assert len(pushes_of(wired, nid)) == 2 and retracts_of(wired, nid) == []
+    for nid, action in ((read, "read"), (archived, "archive"), (in_app_only, "read")):
+        route = {"notificationId": nid, "action": action}
+        assert wired.call(api.mark_response, "alice", "POST", route=route)[0] == 200
+    assert wired.call(api.delete_response, "alice", "DELETE", route={"notificationId": deleted})[0] == 204
+    for nid in (read, archived, deleted):
+        retracts = retracts_of(wired, nid)
+        assert sorted(p["platform"] for p in retracts) == ["apns", "fcmv1"], nid  # one per device
+        assert all(p["outcome"] == "delivered" for p in retracts)
+    assert pushes_of(wired, in_app_only) == []  # never pushed: nothing to take back
+    # Reading again (another device) sends no second retract.
+    wired.call(api.mark_response, "alice", "POST", route={"notificationId": read, "action": "unread"})
+    wired.call(api.mark_response, "alice", "POST", route={"notificationId": read, "action": "read"})
+    assert len(retracts_of(wired, read)) == 2

@@ -16,7 +16,7 @@ from notify.inbox_model import (
     item_columns,
     item_json,
 )
-from notify.push_templates import render_payload, template_properties
+from notify.push_templates import PushOptions, render_payload, template_properties
 from tests.openapi_spec import errors, schema_validator, spec
 from tests.unit.app.test_client_protocol import NOTIFICATION
 
@@ -55,7 +55,7 @@ def test_cursors_match_the_cursor_schema() -> None:
 
 
 def test_the_badge_payloads_validate() -> None:
-    properties = template_properties(NOTIFICATION, badge=3)
+    properties = template_properties(NOTIFICATION, PushOptions(), 1_900_000_000.0, badge=3)
     apns = json.loads(render_payload("apns", properties))
     assert errors(apns, schema_validator("ApnsPayload")) == [] and apns["aps"]["badge"] == 3
     fcm = json.loads(render_payload("fcmv1", properties))

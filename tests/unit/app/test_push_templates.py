@@ -130,3 +130,31 @@ def test_oversize_payload_is_an_invalid_message() -> None:
     check_payload_size(_props(body="x" * 1000))
     with pytest.raises(InvalidMessageError):
         check_payload_size(_props(body="x" * 3000))
+
+
+@pytest.mark.parametrize("platform", SUPPORTED_PLATFORMS)
+def test_badge_templates_render_the_unread_count_as_a_number(platform: str) -> None:
+    assert installation_templates(platform, badge=True)["notify-v1"]["body"] == template_body(platform, True)
+    assert "badge" not in template_body(platform)  # the default templates carry no badge
+    properties = template_properties(_notification(), PushOptions(), NOW, badge=7)
+    payload = json.loads(render_payload(platform, properties))
+    if platform == "apns":
+        assert payload["aps"]["badge"] == 7 and payload["aps"]["alert"]["title"] == "Tïtle"
+    else:
+        android = payload["message"]["android"]
+        assert android["notification"] == {"tag": "n-123", "notification_count": 7}
+        assert payload["message"]["data"]["badge"] == "7"  # FCM data values are strings
+    assert template_properties(_notification(), PushOptions(), NOW, badge=-3)["badge"] == "0"
+    retract = json.loads(render_payload(platform, properties, retract=True))
+    assert "badge" not in json.dumps(retract)  # retracts stay as they are
+
+
+def test_badge_templates_render_the_same_in_the_emulator() -> None:
+    """Our renderer and the Notification Hubs emulator's agree on the badge expressions."""
+    from devstack.notificationhubs.templates import render_template
+
+    properties = template_properties(_notification(), PushOptions("normal", NOW + 60), NOW, badge=12)
+    for platform in SUPPORTED_PLATFORMS:
+        ours = json.loads(render_payload(platform, properties))
+        theirs = json.loads(render_template(template_body(platform, badge=True), properties))
+        assert ours == theirs
