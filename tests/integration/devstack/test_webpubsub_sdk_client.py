@@ -57,7 +57,8 @@ def service(webpubsub_emulator: RunningWebPubSub, hub: str) -> Iterator[WebPubSu
     # recovery a websocket-client reader thread can linger for several seconds. Wait for all of them.
     client.close_all_connections()
     for thread in set(threading.enumerate()) - before:
-        if "run_forever" in thread.name or "sequence_id_ack" in thread.name:
+        # A thread created but not yet started (a recovery that was just stopping) has nothing to wait for.
+        if thread.ident is not None and ("run_forever" in thread.name or "sequence_id_ack" in thread.name):
             thread.join(timeout=15)
             assert not thread.is_alive(), f"SDK thread {thread.name} still running"
 

@@ -110,7 +110,12 @@ test("a client that stops acking: the push reaches handlePush after a restart an
     return found.length > 0 ? found : null;
   }, `the push of ${id} after the ack timeout`, stack.ackTimeoutSeconds * 1000 + 20000, 200);
   assert.ok(push);
-  assert.equal((await delivery(stack, userId, id))?.status, "pushed");
+  // The notifier records the push just after sending it: wait for the record, not only the sink.
+  const pushed = await waitFor(async () => {
+    const record = await delivery(stack, userId, id);
+    return record?.status === "pushed" ? record : null;
+  }, `the recorded push of ${id}`);
+  assert.ok(pushed.pushSentAt > 0);
 
   const store = createSeenStore({ storage });
   const second = harness(userId, { store }); // the app starts again, from its stored ids
