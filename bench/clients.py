@@ -48,10 +48,13 @@ class AckingClients:
     def _run(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
-    def connect(self, timeout: float = 60.0) -> None:
-        """Negotiate and connect every user (a few at a time); raise on the first failure."""
+    def connect(self, timeout: float | None = None) -> None:
+        """Negotiate and connect every user (a few at a time); raise on the first failure.
+
+        ``timeout`` defaults to 60 s plus half a second per user.
+        """
         self._thread.start()
-        self._run(self._connect_all(), timeout)
+        self._run(self._connect_all(), timeout or 60.0 + 0.5 * len(self.user_ids))
 
     def close(self) -> None:
         """Close every socket and stop the loop thread."""
@@ -78,7 +81,9 @@ class AckingClients:
             time.sleep(0.05)
 
     async def _connect_all(self) -> None:
-        self._session = aiohttp.ClientSession()
+        # Every WebSocket holds a pooled connection: no pool limit (aiohttp's default 100 would stall the
+        # 101st negotiate).
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         limit = asyncio.Semaphore(10)
 
         async def one(user_id: str) -> None:

@@ -65,8 +65,7 @@ class WireTap:
         self._calls: list[WireCall] = []
         self._message_subjects: dict[str, str] = {}
         self._in_flight = 0
-        self._server = ThreadingHTTPServer((HOST, port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((HOST, port), _Handler)
         self._server.tap = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, name="wire-tap", daemon=True)
 
@@ -173,6 +172,11 @@ class WireTap:
                         )
                         if subject:
                             self._message_subjects[message_id] = subject
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default listen backlog of 5 drops connections when many clients connect
 
 
 class _Handler(BaseHTTPRequestHandler):
