@@ -252,15 +252,28 @@ class Bench:
         options = {"concurrency": str(HOST_WORKER_THREADS), "batch-size": str(self.batch_size),
                    "new-batch-threshold": str(self.threshold), "max-polling-ms": str(self.polling_ms)}
         floor = FloorProcess(kind, environ, queue_name, name + "deadlines", self.options.ack_timeout, options)
+        assert self.clients is not None
+        start, acks_before = self.tap.mark(), self.clients.acks_sent
         if kind == "guarantee":
             self.tap.route_events(self.realtime_users, (HOST, floor.webhook_port))
         try:
             yield floor
         finally:
+            self._settle_acks(start, acks_before)
             self.tap.unroute_events(self.realtime_users)
             outcome = floor.stop()
             if outcome.get("errors"):
                 self.notes.append(f"the {kind} floor made {outcome['errors']} failed attempts (retried)")
+
+    def _settle_acks(self, start: int, acks_before: int, timeout: float = 15.0) -> None:
+        """Wait until every ack the clients sent since ``start`` was answered (at most ``timeout``)."""
+        assert self.clients is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answered = sum(1 for call in self.tap.calls_since(start) if call.column == "events user.ack")
+            if answered >= self.clients.acks_sent - acks_before and not self.tap.in_flight:
+                return
+            time.sleep(0.05)
 
     def _note_host_log(self, phase: str, start: int) -> None:
         """Note failed invocations (retried after the visibility timeout) and HTTP pool overflows."""

@@ -8,7 +8,8 @@ The benchmark's private stack routes through one :class:`WireTap` on 127.0.0.1 i
   as the client made them, so Shared Key, SAS and Web PubSub JWT audiences keep verifying;
 * **reverse proxy** (origin-form requests): the tap listens where Web PubSub's event handler points (the
   Functions host's port) and relays each event to the host, or, for ``user`` events of users routed with
-  :meth:`WireTap.route_events`, to another consumer (the guarantee floor's webhook).
+  :meth:`WireTap.route_events`, to another consumer (the guarantee floor's webhook); when that consumer does
+  not answer, to the host (Web PubSub closes the connection of a client whose user event fails).
 
 The service of a forward request is named by the port it goes to (``services``); reverse requests are
 ``events``. Each answered request becomes a :class:`~bench.wire_calls.WireCall` (see
@@ -209,6 +210,11 @@ class _Handler(BaseHTTPRequestHandler):
                 status, reason, answer = 502, "Bad Gateway", b"no event target"
             else:
                 status, reason, answer_headers, answer = self._forward(address, target, body)
+                default = tap._events_target
+                if status == 502 and service == "events" and default is not None and address != default:
+                    # A routed consumer that is gone (a floor that just stopped): Web PubSub closes a
+                    # client whose user event fails, so the event goes to the default target instead.
+                    status, reason, answer_headers, answer = self._forward(default, target, body)
             exchange = Exchange(service, self.command, target, headers, body, status, answer)
         finally:
             tap._end(exchange)

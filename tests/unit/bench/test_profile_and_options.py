@@ -52,3 +52,14 @@ def test_quick_fills_only_what_was_not_given() -> None:
 def test_counts_must_be_positive() -> None:
     with pytest.raises(SystemExit):
         parse_options(["--notifications", "0"])
+
+
+def test_requests_alone_counts_three_per_path_unless_told() -> None:
+    options, args = parse_options(["--requests"])
+    assert args.requests and options.count_notifications == 3
+    options, _ = parse_options(["--requests", "--count-notifications", "7"])
+    assert options.count_notifications == 7
+    full, _ = parse_options([])
+    assert full.count_notifications == 10
+    with pytest.raises(SystemExit):
+        parse_options(["--count-notifications", "0"])
