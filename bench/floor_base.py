@@ -9,7 +9,7 @@ same SDKs as the app, with the app's retry caps:
   thread shared by every queue of the process, deletes it when handled, and otherwise makes it visible
   again after 5 s (host.json ``visibilityTimeout``), as the host does with a failed invocation;
 * :func:`serve` prints ``floor ready <webhook port or 0>``, runs until its stdin is closed, then prints one
-  JSON line ``{"processed": {queue: n}, "errors": n}``;
+  JSON line ``{"processed": {queue: n}, "errors": n, "error_types": {exception name: n}}``;
 * :class:`Services` holds the clients: the presence query (azure-data-tables), ``send_to_user``
   (azure-messaging-webpubsubservice) and the Notification Hubs template send (requests with a SAS header).
 
@@ -166,6 +166,7 @@ class QueueReader:
         self._in_flight = 0
         self.processed = 0
         self.errors = 0
+        self.error_types: dict[str, int] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"floor-{queue.queue_name}", daemon=True)
 
@@ -201,19 +202,21 @@ class QueueReader:
                 self._stopping.wait(delay)
 
     def _process(self, message: QueueMessage) -> None:
-        failed = False
+        failed = ""
         try:
             self._handle(json.loads(base64.b64decode(message.content)))
             self.queue.delete_message(message)
-        except Exception:  # noqa: BLE001 - like a failed invocation: the message comes back later
-            failed = True
+        except Exception as exc:  # noqa: BLE001 - like a failed invocation: the message comes back later
+            failed = type(exc).__name__
             # If this fails too, the message comes back after the receive visibility instead.
             with contextlib.suppress(Exception):
                 self.queue.update_message(message, visibility_timeout=RETRY_VISIBILITY_SECONDS)
         with self._changed:
             self._in_flight -= 1
             self.processed += int(not failed)
-            self.errors += int(failed)
+            self.errors += int(bool(failed))
+            if failed:
+                self.error_types[failed] = self.error_types.get(failed, 0) + 1
             self._changed.notify_all()
 
 
@@ -225,11 +228,16 @@ def serve(readers: list[QueueReader], webhook_port: int = 0) -> int:
     sys.stdin.read()  # the benchmark closes our stdin when the phase is over
     for reader in readers:
         reader.stop()
+    error_types: dict[str, int] = {}
+    for reader in readers:
+        for name, count in reader.error_types.items():
+            error_types[name] = error_types.get(name, 0) + count
     print(
         json.dumps(
             {
                 "processed": {r.queue.queue_name: r.processed for r in readers},
                 "errors": sum(r.errors for r in readers),
+                "error_types": error_types,
             }
         ),
         flush=True,

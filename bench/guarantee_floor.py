@@ -4,9 +4,10 @@ Never lost, never sent twice on a channel (but for a crash between a send and it
 the user is online with a push if the app does not ack in time, push at once when offline. Per message:
 
 1. ``auto``: presence query (online → in-app, offline → push); ``both``: both channels;
-2. **claimed insert**: one row per (user, notificationId) created with its channels already claimed; a
-   redelivered or re-sent message meets 409 and reads the row to finish only what is unfinished (a claim
-   that is not sent after its lease is taken over; a live one makes the message come back later);
+2. **claimed insert**: one row per (user, notificationId) created with its channels already claimed (and a
+   claim id, so an insert the SDK repeated after a lost answer is recognised as its own); a redelivered or
+   re-sent message meets 409 and reads the row to finish only what is unfinished (a claim that is not sent
+   after its lease is taken over; a live one makes the message come back later);
 3. **the send**, then **the sent mark** (a blind merge of ``<channel>SentAt``: only the claim holder writes
    it, so no ETag is needed);
 4. ``auto`` in-app: **an ack deadline**, a message on the deadlines queue visible after the ack timeout.
@@ -29,6 +30,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -67,18 +69,20 @@ class GuaranteeFloor:
             channels = ["realtime" if self._services.online(document["userId"]) else "push"]
         else:
             channels = ["realtime", "push"] if mode == "both" else [mode]
-        now = time.time()
+        now, claim = time.time(), uuid.uuid4().hex
         row = {
             **_keys(document),
             "document": json.dumps(document),
+            "claim": claim,
             **{f"{c}ClaimedAt": now for c in channels},
         }
         try:
             self._rows.create_entity(row, **CONDITIONAL_WRITE_RETRY)
         except ResourceExistsError:
             entity = self._rows.get_entity(**_key_args(document))
-            self._finish(document, dict(entity), str(entity.metadata["etag"]))
-            return
+            if entity.get("claim") != claim:  # else our own insert, repeated by the SDK after a lost answer
+                self._finish(document, dict(entity), str(entity.metadata["etag"]))
+                return
         for channel in channels:
             self._send(document, channel)
         if mode == "auto" and channels == ["realtime"]:
@@ -138,6 +142,7 @@ class GuaranteeFloor:
         claim = {
             "PartitionKey": row["PartitionKey"],
             "RowKey": row["RowKey"],
+            "claim": uuid.uuid4().hex,
             f"{channel}ClaimedAt": time.time(),
         }
         try:
@@ -149,7 +154,10 @@ class GuaranteeFloor:
                 **CONDITIONAL_WRITE_RETRY,
             )
         except ResourceModifiedError:
-            raise Busy(channel) from None
+            current = self._rows.get_entity(row["PartitionKey"], row["RowKey"])
+            if current.get("claim") != claim["claim"]:  # else ours: the SDK repeated it after a lost answer
+                raise Busy(channel) from None
+            return {**row, **claim}, str(current.metadata["etag"])
         return {**row, **claim}, str(metadata["etag"])
 
     def _deadline(self, document: dict[str, Any]) -> None:

@@ -79,7 +79,7 @@ class BenchOptions:
     latency_load: float = 0.5
     profile_samples: int = 200
     count_notifications: int = 10  # per path and system in the request count
-    phase_timeout: float = 180.0
+    phase_timeout: float = 180.0  # a phase gives up when nothing arrived for this long
 
 
 def queue_limits(concurrency: int | None, host_json: dict[str, Any]) -> tuple[int, int]:
@@ -179,10 +179,14 @@ class Bench:
         return times
 
     def _wait_push(self, ids: Sequence[str]) -> dict[str, float]:
+        """Wait until every push is in the sink, or none came for the phase timeout; return their times."""
         deadline = time.monotonic() + self.options.phase_timeout
         wanted = set(ids)
+        count = 0
         while True:
             times = {key: value for key, value in self._push_times().items() if key in wanted}
+            if len(times) > count:
+                count, deadline = len(times), time.monotonic() + self.options.phase_timeout
             if len(times) == len(wanted) or time.monotonic() > deadline:
                 return times
             # Reading the sink copies every record, in the process that also runs the emulators: rarely
@@ -263,7 +267,8 @@ class Bench:
             self.tap.unroute_events(self.realtime_users)
             outcome = floor.stop()
             if outcome.get("errors"):
-                self.notes.append(f"the {kind} floor made {outcome['errors']} failed attempts (retried)")
+                self.notes.append(f"the {kind} floor made {outcome['errors']} failed attempts (retried): "
+                                  f"{outcome.get('error_types', {})}")
 
     def _settle_acks(self, start: int, acks_before: int, timeout: float = 15.0) -> None:
         """Wait until every ack the clients sent since ``start`` was answered (at most ``timeout``)."""
