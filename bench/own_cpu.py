@@ -8,10 +8,10 @@ message is followed by what the host later runs for it: ``handle_ack`` (the clie
 
 * first half, no profiler: the thread's CPU time (``time.thread_time``) per notification, i.e. all code
   (SDKs, HTTP, JSON, ours) without the time blocked on the network;
-* second half, under ``cProfile`` timed by ``time.thread_time`` (self time is CPU only, however loaded the
-  machine; waits cost nothing): the self time of functions defined in ``notify/``, ``shared/`` and
-  ``function_app.py`` is the project's own CPU; the rest is split into Azure SDK, HTTP stack, socket
-  calls (``network_wait``: their CPU) and other, and HTTP requests are counted.
+* second half, under ``cProfile`` (one thread, so self time is CPU plus the waits of built-ins, and on a
+  loaded machine preemption): the self time of functions defined in ``notify/``, ``shared/`` and
+  ``function_app.py`` is the project's own CPU; the rest is split into Azure SDK, HTTP stack, network waits
+  and other, and HTTP requests are counted.
 
 Receiving and deleting the queue message (the host's work) is outside the measurement. Prints one JSON line.
 """
@@ -137,8 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.thread_time()
         handle(message)
         unprofiled += time.thread_time() - started
-    # Timed by the thread's CPU clock: on a loaded machine wall-clock self times would include preemption.
-    profile = cProfile.Profile(time.thread_time)
+    # The default (wall) clock: a CPU-clock timer is a system call per profiler event and inflates self
+    # times several-fold; on a loaded machine the wall clock inflates them too (preemption), so compare runs
+    # made while the machine is quiet.
+    profile = cProfile.Profile()
     for message in measured[half:]:
         profile.enable()
         handle(message)
