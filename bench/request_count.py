@@ -341,14 +341,16 @@ class RequestCounter:
             owned = self._owners.get(subject)
             return owned if owned is not None and owned[1] == duplicate_path else None
 
-        counts, idle = tally(calls[first[0] : first[1]], first_owner)
-        duplicate_counts, _ = tally(calls[second[0] : second[1]], second_owner)
+        counts, replies, idle = tally(calls[first[0] : first[1]], first_owner)
+        duplicate_counts, duplicate_replies, _ = tally(calls[second[0] : second[1]], second_owner)
         counts.update(duplicate_counts)
+        replies.update(duplicate_replies)
         result = RequestCount(self.per_path, self.ack_timeout, seconds=seconds, notes=self.notes)
         for path in PATHS:
             for system in SYSTEMS:
                 result.rows.append(
-                    PathRequests(system, path, self.per_path, dict(counts.get((system, path), {})))
+                    PathRequests(system, path, self.per_path, dict(counts.get((system, path), {})),
+                                 replies[(system, path)])
                 )
         result.idle_polls = dict(idle)
         failed = [

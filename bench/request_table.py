@@ -62,6 +62,7 @@ class PathRequests:
     path: str
     notifications: int
     counts: Mapping[str, int]  # "service operation" -> calls
+    replies: int = 0  # events the app answered with a body (a message to the client, not a request)
 
     def per_notification(self, key: str) -> float:
         """Calls per notification of one ``service operation`` key."""
@@ -95,6 +96,7 @@ class PathRequests:
             "path": self.path,
             "notifications": self.notifications,
             "counts": dict(self.counts),
+            "replies": self.replies,
             "per_notification": self.by_column(),
             "total": self.total,
             "usd_per_million": cost_per_million(self),
@@ -104,14 +106,19 @@ class PathRequests:
 Owner = Callable[[str], tuple[str, str] | None]
 
 
+Owned = tuple[str, str]
+
+
 def tally(
     calls: Iterable[WireCall], owner: Owner
-) -> tuple[dict[tuple[str, str], Counter[str]], Counter[str]]:
-    """Count calls per (system, path) of their subjects' owners; also the idle polls per queue.
+) -> tuple[dict[Owned, Counter[str]], Counter[Owned], Counter[str]]:
+    """Count calls per (system, path) of their subjects' owners, the events answered with a message, and
+    the idle polls per queue.
 
     Subjects nobody owns (setup traffic, the benchmark's own users of other phases) are not counted.
     """
-    counts: dict[tuple[str, str], Counter[str]] = {}
+    counts: dict[Owned, Counter[str]] = {}
+    replies: Counter[Owned] = Counter()
     idle: Counter[str] = Counter()
     for call in calls:
         if call.service == "queue" and call.operation == "get" and not call.subjects:
@@ -121,7 +128,9 @@ def tally(
             owned = owner(subject)
             if owned is not None:
                 counts.setdefault(owned, Counter())[call.column] += 1
-    return counts, idle
+                if call.replied:
+                    replies[owned] += 1
+    return counts, replies, idle
 
 
 # ---- prices ----------------------------------------------------------------------------------------------
@@ -179,7 +188,8 @@ def billed_units(requests: PathRequests) -> dict[str, float]:
     """Billed units per notification by priced service (see :data:`PRICES`).
 
     Web PubSub bills what leaves the service: each ``send to user`` reaches every connection of the user
-    (one here) and each event posted to a webhook is one more; REST calls into it are not billed.
+    (one here), each event posted to a webhook is one more, and so is the app's answer to an event (the
+    ack answer); REST calls into it are not billed.
     Notification Hubs bills pushes: one per send here (one device per user; a send to a tag without devices
     is counted as one, an upper bound).
     """
@@ -195,6 +205,7 @@ def billed_units(requests: PathRequests) -> dict[str, float]:
             units["webpubsub"] += per
         elif key == "notificationhubs send":
             units["notificationhubs"] += per
+    units["webpubsub"] += requests.replies / max(requests.notifications, 1)  # answers sent to the client
     return units
 
 
@@ -301,7 +312,15 @@ def differences(count: RequestCount) -> list[str]:
             for key in keys
             if abs(notifier.per_notification(key) - floor.per_notification(key)) > 1e-9
         ]
-        lines.append(f"{path}: " + (", ".join(parts) if parts else "same requests as the guarantee floor"))
+        text = ", ".join(parts) if parts else "same requests as the guarantee floor"
+        answers = (notifier.replies / max(notifier.notifications, 1)) - (
+            floor.replies / max(floor.notifications, 1)
+        )
+        if abs(answers) > 1e-9:  # billed like a message, but no request of its own
+            text += f"; plus {answers:+.2f} answer to an event (a Web PubSub message to the client)".replace(
+                ".00", ""
+            )
+        lines.append(f"{path}: {text}")
     return lines
 
 

@@ -11,6 +11,8 @@ The result, a :class:`WireCall`, names
   ``replace``, ``delete``, ``batch``; queue ``put``, ``get``, ``delete``, ``update``, ``peek``; Web PubSub
   ``send to user`` and the other REST calls; Notification Hubs ``send`` and ``installation`` calls; events by
   CloudEvents type (``user.ack``, ``sys.connected``);
+* for an event, whether the app **replied** with a body (Web PubSub sends it to the client as one more
+  message: billed, though no request of its own);
 * the **subjects**: strings that identify the user concerned (a table PartitionKey, a queue message's
   ``userId``, a Web PubSub user id, a Notification Hubs tag, the event's ``ce-userId``). A queue ``get``
   has one subject per message it returned (none for an empty poll), so that per-notification counts can
@@ -60,6 +62,7 @@ class WireCall:
     subjects: tuple[str, ...] = ()
     message_ids: tuple[str, ...] = ()  # queue messages put, received or deleted by this call
     at: float = 0.0  # time.monotonic() when the answer came back
+    replied: bool = False  # an event answered with a body: Web PubSub sends it to the client as a message
 
     @property
     def column(self) -> str:
@@ -89,7 +92,8 @@ def classify(
         return WireCall("notificationhubs", operation, resource, exchange.status, subjects, at=at)
     if exchange.service == "events":
         operation, resource, subjects = _event(exchange, path)
-        return WireCall("events", operation, resource, exchange.status, subjects, at=at)
+        replied = 200 <= exchange.status < 300 and bool(exchange.response_body.strip())
+        return WireCall("events", operation, resource, exchange.status, subjects, at=at, replied=replied)
     return WireCall(exchange.service, exchange.method.lower(), path, exchange.status, at=at)
 
 

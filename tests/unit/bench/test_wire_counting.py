@@ -92,7 +92,8 @@ SCRIPT = [
         "/runtime/webhooks/webpubsub",
         {"ce-type": "azure.webpubsub.user.ack", "ce-userid": "alice"},
         b"{}",
-        204,
+        200,
+        b'{"kind": "ackResult", "ok": true}',  # the ack answer: Web PubSub sends it to the client
     ),
     Exchange(
         "table",
@@ -151,7 +152,7 @@ OWNERS = {
 
 
 def test_every_call_of_the_script_is_counted_once_for_its_user() -> None:
-    counts, idle = tally(_run(SCRIPT), OWNERS.get)
+    counts, replies, idle = tally(_run(SCRIPT), OWNERS.get)
     assert counts[("notifier", "realtime acked")] == {
         "queue put": 2,
         "queue get": 2,
@@ -173,6 +174,7 @@ def test_every_call_of_the_script_is_counted_once_for_its_user() -> None:
         "notificationhubs send": 1,
     }
     assert idle == {"notifications": 1}
+    assert replies == {("notifier", "realtime acked"): 1}
     assert len(counts) == 2  # the setup calls (create table, installation) belong to nobody
 
 
@@ -234,13 +236,15 @@ def test_costs_follow_the_billing_units() -> None:
             "events user.ack": 2,
             "events validate": 1,
         },
+        replies=2,
     )
     cost = cost_per_million(row)
     assert cost["table"] == pytest.approx(3 * 0.036)
     assert cost["queue"] == pytest.approx(6 * 0.40)
-    assert cost["webpubsub"] == pytest.approx(2 * 1.00)  # one outbound message per send and per event
+    # one outbound message per send, per event and per answer to an event
+    assert cost["webpubsub"] == pytest.approx(3 * 1.00)
     assert cost["notificationhubs"] == 0.0
-    assert cost["total"] == pytest.approx(3 * 0.036 + 6 * 0.40 + 2.0)
+    assert cost["total"] == pytest.approx(3 * 0.036 + 6 * 0.40 + 3.0)
     assert executions_per_notification(row) == 3  # two queue messages and one event per notification
     assert row.total == 11.5  # 23 calls for two notifications
 
