@@ -24,7 +24,14 @@ NODE_STAMP := node_modules/.installed
 CLIENT_JS := clients/js
 CLIENT_JS_STAMP := $(CLIENT_JS)/node_modules/.installed
 
-.PHONY: dev demo test test-js client-js test-client-js chromium lint typecheck unit deps clean help bench bench-requests FORCE
+.PHONY: dev demo test test-py test-js client-js test-client-js chromium lint typecheck unit deps clean help bench \
+	bench-requests run-pytest run-js-tests run-client-js-tests FORCE
+
+# pytest workers (pytest-xdist). The suite mostly waits (ack deadlines, queue polling, stack starts), so more
+# workers than this machine's 2 cores pay off; PYTEST_WORKERS=0 runs every test serially in one process.
+PYTEST_WORKERS ?= 3
+# Extra pytest arguments, e.g. `make test-py PYTEST_ARGS='-k restart -x'`.
+PYTEST_ARGS ?=
 
 help:
 	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
@@ -56,14 +63,27 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-test: deps lint typecheck test-js test-client-js chromium
-	$(PY) -m pytest -q
+# The three suites run at the same time (each mostly waits); -O prints each one's output in one block when it
+# ends, and any failing suite fails `make test` (after the others finish).
+test: deps lint typecheck client-js chromium
+	@$(MAKE) --no-print-directory -j3 -O run-pytest run-js-tests run-client-js-tests
+
+# pytest alone: each test file runs whole on one worker (--dist loadfile), so a module's private stack starts
+# once; files are handed out in the order tests/conftest.py gives them (the longest first).
+test-py: deps
+	@$(MAKE) --no-print-directory run-pytest
+
+run-pytest:
+	$(PY) -m pytest -q $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 # The JavaScript conformance suite (tests/js/README.md): Microsoft's npm SDKs against the emulators and the
 # local host. Files run in parallel; --test-force-exit because the SDK's keep-alive timers outlive stop().
 # HTTPS tests: the emulators serve the certificate in TEST_TLS_DIR, which Node trusts from the start.
 TEST_TLS_DIR := $(CURDIR)/.devstack/test-tls
 test-js: deps
+	@$(MAKE) --no-print-directory run-js-tests
+
+run-js-tests:
 	$(PY) -m devstack.tls $(TEST_TLS_DIR) >/dev/null
 	DEVSTACK_TLS_DIR=$(TEST_TLS_DIR) NODE_EXTRA_CA_CERTS=$(TEST_TLS_DIR)/cert.pem \
 		node --test --test-force-exit --test-concurrency=8 tests/js/
@@ -79,6 +99,9 @@ client-js: $(CLIENT_JS_STAMP)
 	cd $(CLIENT_JS) && npm run --silent build
 
 test-client-js: client-js
+	@$(MAKE) --no-print-directory run-client-js-tests
+
+run-client-js-tests:
 	cd $(CLIENT_JS) && npm test --silent && echo "clients/js: unit tests passed"
 
 # Debian's Chromium for the browser demo test (driven by playwright-core; no browser download), installed
