@@ -63,10 +63,10 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
-# The three suites run at the same time (each mostly waits); -O prints each one's output in one block when it
-# ends, and any failing suite fails `make test` (after the others finish).
-test: deps lint typecheck client-js chromium
-	@$(MAKE) --no-print-directory -j3 -O run-pytest run-js-tests run-client-js-tests
+# The linters and the three suites run at the same time (the suites mostly wait); -O prints each one's output
+# in one block when it ends, and any failing part fails `make test` (once the others have finished).
+test: deps client-js chromium
+	@$(MAKE) --no-print-directory -j5 -O lint typecheck run-pytest run-js-tests run-client-js-tests
 
 # pytest alone: each test file runs whole on one worker (--dist loadfile), so a module's private stack starts
 # once; files are handed out in the order tests/conftest.py gives them (the longest first).

@@ -2,21 +2,27 @@
 
 ``start_azurite()`` runs it on free (or given) ports, in memory for tests or with a data folder for
 local runs, waits until every service answers and returns its connection string.
+
+Free ports are picked by Azurite itself (port 0) and read from its "successfully listening at" lines, so
+parallel test runs cannot race for a port between choosing it and binding it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.net import free_port, wait_for_port
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("Blob", "Queue", "Table")
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at https?://[^\s]+:(\d+)")
 ACCOUNT_NAME = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft); it only works locally.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -95,7 +101,7 @@ def start_azurite(
     Raises AzuriteNotInstalled, or RuntimeError/TimeoutError when it does not come up.
     """
     executable = azurite_executable()
-    ports = [port or free_port(host) for port in (blob_port, queue_port, table_port)]
+    ports = [blob_port, queue_port, table_port]
     temporary = location is None
     folder = Path(tempfile.mkdtemp(prefix="azurite-")) if location is None else location
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,6 +112,7 @@ def start_azurite(
         "--tableHost", host, "--tablePort", str(ports[2]),
         "--skipApiVersionCheck",
         "--disableProductStyleUrl",
+        "--disableTelemetry",  # else it posts usage data to Azure Application Insights
     ]
     # Azurite refuses --location together with --inMemoryPersistence.
     args += ["--inMemoryPersistence"] if in_memory else ["--location", str(folder)]
@@ -117,27 +124,46 @@ def start_azurite(
         args,
         cwd=folder,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so stop() also ends node's children
     )
     running = RunningAzurite(process, host, ports[0], ports[1], ports[2], folder, temporary)
     try:
-        for port in ports:
-            _wait(process, host, port, timeout)
+        running.blob_port, running.queue_port, running.table_port = _wait_until_listening(process, timeout)
     except BaseException:
         running.stop()
         raise
     return running
 
 
-def _wait(process: subprocess.Popen[bytes], host: str, port: int, timeout: float) -> None:
-    try:
-        wait_for_port(host, port, timeout)
-    except TimeoutError:
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"Azurite exited with code {process.returncode}: {stderr.strip()}") from None
-        raise
-    if process.poll() is not None:
-        raise RuntimeError(f"Azurite exited with code {process.returncode} (port {port} in use?)")
+def _wait_until_listening(process: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, int]:
+    """Read Azurite's output until each service says where it listens; keep draining it afterwards.
+
+    Its own lines are the readiness signal: a port that answers could belong to another process, and a
+    service that cannot bind (EADDRINUSE) makes Azurite exit, which ends the output at once.
+    """
+    assert process.stdout is not None
+    stdout = process.stdout
+    listening: dict[str, int] = {}
+    tail: deque[str] = deque(maxlen=20)
+    ready = threading.Event()
+
+    def read() -> None:
+        for raw in stdout:
+            line = raw.decode(errors="replace").rstrip()
+            tail.append(line)
+            if not ready.is_set() and (match := _LISTENING.search(line)):
+                listening[match.group(1)] = int(match.group(2))
+                if len(listening) == len(SERVICES):
+                    ready.set()
+        ready.set()  # end of output: Azurite exited
+
+    threading.Thread(target=read, name="azurite-output", daemon=True).start()
+    if not ready.wait(timeout):
+        output = " | ".join(tail)
+        raise TimeoutError(f"Azurite did not listen on all its ports within {timeout:.0f} s: {output}")
+    if len(listening) < len(SERVICES):
+        process.wait(5)
+        raise RuntimeError(f"Azurite exited with code {process.returncode}: {' | '.join(tail)}")
+    return listening["Blob"], listening["Queue"], listening["Table"]

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +51,19 @@ class StackPorts:
 
     @classmethod
     def free(cls) -> StackPorts:
-        """Free ports for a private stack (tests, the benchmark) that can run beside ``make dev``."""
+        """Ports for a private stack (tests, the benchmark) that can run beside ``make dev``.
+
+        Azurite and the emulators bind a free port themselves (0 here; :func:`start_stack` records where
+        they listen), so parallel runs cannot race for them. The Functions host's port must be known before
+        it starts (Web PubSub's event handler URL names it), so it and the demo page's get free ports now.
+        """
         from devstack.net import free_port
 
-        taken: set[int] = set()
-        ports: list[int] = []
-        while len(ports) < len(fields(cls)):
-            port = free_port(HOST)
-            if port not in taken:
-                taken.add(port)
-                ports.append(port)
-        return cls(*ports)
+        functions = free_port(HOST)
+        browser_demo = free_port(HOST)
+        while browser_demo == functions:
+            browser_demo = free_port(HOST)
+        return cls(0, 0, 0, 0, 0, functions, browser_demo)
 
     def all(self) -> list[int]:
         """Every port, in start order (the last two only with the host)."""
@@ -134,7 +136,7 @@ def check_ports_free(with_host: bool, ports: StackPorts = DEV_PORTS) -> None:
     """Raise StackAlreadyRunning naming the first busy port."""
     wanted = ports.all() if with_host else ports.all()[:-2]
     for port in wanted:
-        if port_is_open(HOST, port):
+        if port and port_is_open(HOST, port):
             raise StackAlreadyRunning(
                 f"port {port} on {HOST} is already in use: is another `make dev` running? Stop it first."
             )
@@ -151,8 +153,9 @@ def start_stack(
     """Start Azurite, the emulators and (``with_host``) the Functions host.
 
     ``ports`` defaults to the fixed dev ports of ``make dev``; pass ``StackPorts.free()`` for a private
-    stack. ``app_env`` adds app settings for the host (they win over the settings file, as with
-    ``func start``); ``settings_file`` defaults to ``local.settings.json`` when it exists, else the example.
+    stack (a 0 lets that service pick a free port; the running stack's ``ports`` say where it listens).
+    ``app_env`` adds app settings for the host (they win over the settings file, as with ``func start``);
+    ``settings_file`` defaults to ``local.settings.json`` when it exists, else the example.
     ``persist`` keeps Azurite's data in ``.devstack/azurite`` (only sensible on the dev ports).
     ``cors``: the host's allowed origins (default: the settings file's ``Host.CORS``, else :data:`DEV_CORS`).
     """
@@ -163,6 +166,9 @@ def start_stack(
     STATE_DIR.mkdir(exist_ok=True)
     azurite = start_azurite(
         HOST, ports.blob, ports.queue, ports.table, location=STATE_DIR / "azurite", in_memory=not persist
+    )
+    ports = replace(
+        ports, blob=azurite.blob_port, queue=azurite.queue_port, table=azurite.table_port
     )
     stack = RunningStack(azurite, None, None, ports=ports)
     try:
@@ -180,6 +186,9 @@ def start_stack(
             hubs=(HUB,),
             full_key=NOTIFICATION_HUBS_DEV_KEY,
             listen_key=NOTIFICATION_HUBS_DEV_LISTEN_KEY,
+        )
+        stack.ports = replace(
+            ports, webpubsub=stack.webpubsub.port, notification_hubs=stack.notification_hubs.port
         )
         if with_host:
             stack.functions_host = start_host(stack, app_env, settings_file, cors=cors)

@@ -1,6 +1,7 @@
 """A tiny ``python -m bench`` run on its own private stack: the report's structure, never its timings."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,29 @@ from bench.summary import BEGIN, END
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+TIMEOUT = 240.0
+
+
+def run_bench(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run the benchmark; past TIMEOUT, fail with its thread stacks and output, its stack stopped.
+
+    ``subprocess.run(timeout=...)`` would SIGKILL it and leave its private stack (Azurite, the host) behind.
+    """
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # bench: faulthandler prints every thread's stack to stderr
+        process.terminate()  # bench: SIGTERM unwinds like Ctrl-C and stops the private stack
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        pytest.fail(f"bench did not finish in {TIMEOUT:.0f} s\n{stdout[-2000:]}\n{stderr[-20000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
@@ -21,9 +45,7 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "bench", "-n", "20", "-k", "2", "--latency-notifications", "10",
                "--profile-samples", "4", "--ack-timeout", "1", "--count-notifications", "1",
                "--results-dir", str(tmp_path / "results"), "--doc", str(doc)]
-    completed = subprocess.run(
-        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False
-    )
+    completed = run_bench(command)
     assert completed.returncode == 0, completed.stderr[-3000:]
 
     [result_file] = (tmp_path / "results").glob("bench-*.json")
