@@ -46,7 +46,7 @@ from bench.floor_base import QueueReader, Services, add_queue_arguments, serve
 from shared.clients import CONDITIONAL_WRITE_RETRY
 from shared.user_keys import user_key
 
-LEASE_SECONDS = 120.0  # as the notifier's claims
+LEASE_SECONDS = 60.0  # as the notifier's claims (CLAIM_LEASE_SECONDS)
 
 
 class Busy(Exception):

@@ -187,6 +187,29 @@ param retryBudgetSeconds int = 20
 @description('Defaults per notification type as JSON, e.g. {"marketing":{"push":false,"priority":"normal","quietHours":"drop"},"security":{"critical":true}}; "*" applies to every other type. Users override inApp/push/quietHours in their preferences.')
 param notificationTypes string = '{}'
 
+@description('First delay in seconds of a notification re-scheduled after a transient failure; doubles with each failure.')
+@minValue(1)
+@maxValue(3600)
+param retryDelaySeconds int = 10
+
+@description('Longest delay in seconds between re-scheduled attempts.')
+@minValue(1)
+@maxValue(604800)
+param retryMaxDelaySeconds int = 300
+
+@description('How long in seconds a failing notification is re-scheduled before it goes to the poison queue (at least 30 minutes is advised).')
+@minValue(1)
+@maxValue(604800)
+param retryHorizonSeconds int = 3600
+
+@description('Seconds a handler holds its claim on a send; after it a crashed handler\'s send is taken over. Must exceed retryBudgetSeconds.')
+@minValue(2)
+@maxValue(3600)
+param claimLeaseSeconds int = 60
+
+@description('NCRONTAB schedule of the recovery pass over deliveries a crash left stuck.')
+param recoverySchedule string = '*/30 * * * * *'
+
 // ---- names -------------------------------------------------------------------------------------------
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
@@ -327,6 +350,11 @@ var appSettings = {
   RETRY_MAX_ATTEMPTS: string(retryMaxAttempts)
   RETRY_BUDGET_SECONDS: string(retryBudgetSeconds)
   NOTIFICATION_TYPES: notificationTypes
+  RETRY_DELAY_SECONDS: string(retryDelaySeconds)
+  RETRY_MAX_DELAY_SECONDS: string(retryMaxDelaySeconds)
+  RETRY_HORIZON_SECONDS: string(retryHorizonSeconds)
+  CLAIM_LEASE_SECONDS: string(claimLeaseSeconds)
+  RECOVERY_SCHEDULE: recoverySchedule
   // Read by the Python runtime, not by the app: how many synchronous invocations run at once. The functions
   // wait on HTTP (tables, Web PubSub, Notification Hubs); the runtime's default, min(32, cores + 4), would run
   // only a few of the 24 messages a queue trigger takes at a time (host.json batchSize + newBatchThreshold).

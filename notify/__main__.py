@@ -1,5 +1,6 @@
-"""Developer CLI: ``python -m notify send …`` enqueues a notification, ``python -m notify inbox --user alice``
-lists a user's inbox (``--counts``, ``--recount [--repair]``)."""
+"""Developer and operator CLI: ``python -m notify send …`` enqueues a notification, ``python -m notify inbox
+--user alice`` lists a user's inbox (``--counts``, ``--recount [--repair]``), ``python -m notify poison
+list|replay [--since WHEN] [--id ID]`` shows and replays the poison queue."""
 
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     inbox.add_argument("--json", action="store_true", help="print the API's JSON answer")
     _storage_arguments(inbox)
     _storage_arguments(send, queue=True)
+    poison = commands.add_parser("poison", help="show or replay the poison queue")
+    from notify import poison_cli
+
+    poison_cli.add_arguments(
+        poison,
+        local_setting("AzureWebJobsStorage"),
+        local_setting("NOTIFICATIONS_QUEUE") or DEFAULTS["NOTIFICATIONS_QUEUE"],
+        local_setting("DELIVERIES_TABLE") or DEFAULTS["DELIVERIES_TABLE"],
+    )
     args = parser.parse_args(argv)
     if not args.connection_string:
         parser.error(
@@ -69,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "inbox":
         return _inbox(args, parser)
+    if args.command == "poison":
+        return poison_cli.run(args)
     try:
         data = json.loads(args.data)
     except ValueError as exc:

@@ -14,8 +14,12 @@ holds at most 32K UTF-16 characters while a message may carry 48 KB), the delive
 ``enqueuedAt`` / ``acceptedAt``, ``critical``, and the state: ``status``, per channel (realtime, push,
 retract) ``<channel>ClaimId``, ``<channel>ClaimedAt``, ``<channel>SentAt`` (unix seconds, 0 = not yet),
 ``pushOutcome``, ``ackedAt``, ``readAt``, ``archivedAt``, ``nhNotificationId``, ``suppressedRule``,
-``deferredUntil`` and ``deferredBy``. A new state field is a new column here (with its default for older
-rows, which read as if the field had never been set).
+``deferredUntil`` and ``deferredBy``; while retrying ``retryAt`` (the next attempt), ``attempts``,
+``failingSince``, ``lastError`` and ``retryClaimId``; ``reason`` (why it failed or went to the poison queue)
+and ``poisonedAt``; ``recoverAt``, when the recovery pass should look at the row (0 or absent = never;
+:meth:`DeliveryStore.due_for_recovery` queries it). A new state field is a new column here (with its
+default for older rows, which read as if the field had never been set); the retry and recovery columns
+still at their default are left out of the insert.
 
 The row is also the notification's **inbox item** (:mod:`notify.inbox`): the insert carries ``type``,
 ``inbox`` (false for a message that must not be listed) and ``inboxPending`` (true: not yet in the user's
@@ -124,6 +128,9 @@ def state_from_entity(entity: Mapping[str, Any]) -> DeliveryState:
             str(entity.get(f"{prefix}ClaimId") or ""), number(f"{prefix}ClaimedAt"), number(f"{prefix}SentAt")
         )
 
+    def text(name: str) -> str:
+        return str(entity.get(name) or "")
+
     ttl = int(entity.get("ttlSeconds") or 0)
     start = number("enqueuedAt") or number("acceptedAt")
     status = Status(entity["status"])
@@ -142,11 +149,28 @@ def state_from_entity(entity: Mapping[str, Any]) -> DeliveryState:
         read_at=number("readAt"),
         archived_at=number("archivedAt"),
         expires_at=start + ttl if ttl else None,
-        nh_notification_id=str(entity.get("nhNotificationId") or ""),
-        suppressed_rule=str(entity.get("suppressedRule") or ""),
+        nh_notification_id=text("nhNotificationId"),
+        suppressed_rule=text("suppressedRule"),
         deferred_until=number("deferredUntil"),
-        deferred_by=str(entity.get("deferredBy") or ""),
+        deferred_by=text("deferredBy"),
+        retry_at=number("retryAt"),
+        attempts=int(entity.get("attempts") or 0),
+        failing_since=number("failingSince"),
+        last_error=text("lastError"),
+        retry_claim_id=text("retryClaimId"),
+        reason=text("reason"),
+        poisoned_at=number("poisonedAt"),
+        recover_at=number("recoverAt"),
     )
+
+
+#: Columns added with re-scheduled retries and the recovery pass, with their defaults (what a row without
+#: them means); an insert leaves out those still at the default.
+OPTIONAL_COLUMNS: dict[str, Any] = {
+    "retryAt": 0.0, "attempts": 0, "failingSince": 0.0, "lastError": "", "retryClaimId": "", "reason": "",
+    "poisonedAt": 0.0, "recoverAt": 0.0,
+}
+MAX_ERROR_CHARS = 1024  # error texts are for operators; a Table string property could hold 32K characters
 
 
 def state_columns(state: DeliveryState) -> dict[str, Any]:
@@ -167,6 +191,16 @@ def state_columns(state: DeliveryState) -> dict[str, Any]:
     columns["nhNotificationId"] = state.nh_notification_id
     columns["suppressedRule"] = state.suppressed_rule
     columns["deferredBy"] = state.deferred_by
+    columns.update(
+        retryAt=float(state.retry_at),
+        attempts=int(state.attempts),
+        failingSince=float(state.failing_since),
+        lastError=state.last_error[:MAX_ERROR_CHARS],
+        retryClaimId=state.retry_claim_id,
+        reason=state.reason[:MAX_ERROR_CHARS],
+        poisonedAt=float(state.poisoned_at),
+        recoverAt=float(state.recover_at),
+    )
     return columns
 
 
@@ -206,7 +240,7 @@ class DeliveryStore:
             TYPE: notification.type,
             LISTED: notification.inbox,
             PENDING: notification.inbox,
-            **state_columns(state),
+            **{k: v for k, v in state_columns(state).items() if OPTIONAL_COLUMNS.get(k, ...) != v},
         }
         try:
             metadata = self._table.create_entity(entity, **CONDITIONAL_WRITE_RETRY)
@@ -255,6 +289,27 @@ class DeliveryStore:
         except AzureError as exc:
             _raise_translated(exc, "update delivery")
         return DeliveryRecord({**record.entity, **fields}, str(metadata["etag"]))
+
+
+    def due_for_recovery(self, now: float, limit: int) -> list[DeliveryRecord]:
+        """Up to ``limit`` rows whose ``recoverAt`` moment has come (a filtered scan of the table).
+
+        Raises TransientError / UpstreamError.
+        """
+        try:
+            entities = self._table.query_entities(
+                "recoverAt gt 0.0 and recoverAt le @now",
+                parameters={"now": float(now)},
+                results_per_page=min(limit, 1000),
+            )
+            found: list[DeliveryRecord] = []
+            for entity in entities:
+                found.append(DeliveryRecord(dict(entity), str(entity.metadata["etag"])))
+                if len(found) >= limit:
+                    break
+        except AzureError as exc:
+            _raise_translated(exc, "query deliveries due for recovery")
+        return found
 
 
 def _raise_translated(exc: AzureError, what: str) -> NoReturn:

@@ -8,8 +8,8 @@ only feeds events in, writes the next state and executes the actions::
     queue message ─▶ Arrived ────────┐                       ┌─▶ SendRealtime ─▶ RealtimeSent | SendFailed
     deadline msg ──▶ DeadlinePassed ─┤                       ├─▶ SendPush ─────▶ PushSent | SendFailed
     client ack ────▶ Acked ──────────┼─▶ decide(state, event) ├─▶ SendRetract ──▶ RetractSent | SendFailed
-    inbox ─────────▶ Read, Archived ─┘          │             ├─▶ ScheduleDeadline, Recheck  | SendInterrupted
-                                                │             ├─▶ LoadUser, RetryByHost
+    inbox ─────────▶ Read, Archived ─┤          │             ├─▶ ScheduleDeadline, Recheck  | SendInterrupted
+    recovery pass ─▶ Recovered ──────┘          │             ├─▶ LoadUser, ScheduleRetry, Poison
                                                 ▼             └─▶ RecordOutcome (the outcome log line)
                      next state, written with the ETag it was read at (conflict: read again, decide again)
 
@@ -30,6 +30,21 @@ deadline message delayed to the end of the quiet hours; it comes back as ``Deadl
 **Retract.** A notification that was pushed and is then seen (acked in-app, read or archived in the inbox)
 gets one silent push that tells the app to remove it; never when no push went out.
 
+**Riding out outages.** A send that fails transiently beyond the in-invocation retries
+(``SendInterrupted``) gives its claims back and re-schedules the notification: status ``retrying`` with
+the next attempt time (growing delays, :attr:`Rules.retry_delay_seconds` doubling up to
+:attr:`Rules.retry_max_delay_seconds`) and the last error, and a delayed re-enqueue (``ScheduleRetry``).
+Once the retries have run for :attr:`Rules.retry_horizon_seconds` the next failure ends in ``poisoned``
+with the reason on the record and a ``Poison`` action (the poison queue's envelope carries it too). A
+replayed poison message arrives as ``Arrived`` and tries once more. The TTL wins over all of it: an
+expired notification is recorded ``expired``, never retried. (A retract keeps its own retry by deadline.)
+
+**Recovery after a crash.** Every state knows when it would be stuck if nothing happened
+(:func:`recovery_due`, stored with the row): a claim past its lease, an ack deadline or a deferral a lease
+overdue, a retry that did not arrive. The recovery pass (:mod:`notify.recovery`) feeds ``Recovered`` to
+rows past that moment; it re-drives them as the lost message or deadline would, without waiting for the
+queue trigger's ten-minute receive lease to give the message back.
+
 **The table.** :data:`TRANSITIONS` maps every (status, event type) pair to a handler. A new status or
 event is an addition there: add the enum member or event class, a handler, and its rows;
 ``tests/unit/app/test_delivery_machine.py`` fails until every pair has a row. Each :class:`Transition`
@@ -40,6 +55,7 @@ carries a stable ``name`` and a human ``reason``, so a delivery timeline has one
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -66,6 +82,8 @@ class Status(StrEnum):
     RETRACTED = "retracted"  # pushed, then seen in-app: the silent retract went out
     FAILED = "failed"  # a send failed permanently
     EXPIRED = "expired"  # the TTL ran out before anything more was sent
+    RETRYING = "retrying"  # a send failed transiently; the next attempt is scheduled (``retryAt``)
+    POISONED = "poisoned"  # retried for the whole horizon; in the poison queue (``reason``), replayable
 
 
 #: Statuses after which an ``auto`` notification sends nothing more (a retract aside).
@@ -79,12 +97,20 @@ DONE_STATUSES = frozenset(
         Status.RETRACTED,
         Status.FAILED,
         Status.EXPIRED,
+        Status.POISONED,
     }
 )
-_OPEN = (Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED)
+_OPEN = (Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED, Status.RETRYING)
 _ENDED = (Status.FAILED, Status.EXPIRED)
+#: Statuses the recovery pass never re-drives (a poisoned one waits for an operator's replay).
+ENDED_STATUSES = frozenset({*_ENDED, Status.POISONED})
 #: Statuses an ack or a read replaces (the user has now seen it).
-_UNSEEN = (Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED, Status.SUPPRESSED)
+_UNSEEN = (
+    Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED, Status.SUPPRESSED, Status.RETRYING,
+    Status.POISONED,
+)
+#: Statuses a transient failure turns into ``retrying`` (or, past the horizon, ``poisoned``).
+_RETRY_HEADLINE = (Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED, Status.RETRYING, Status.POISONED)
 
 
 class Channel(StrEnum):
@@ -144,6 +170,16 @@ class DeliveryState:
     suppressed_rule: str = ""  # the preference that muted a channel, if one did
     deferred_until: float = 0.0  # when a deferred push is due (0 = not deferred)
     deferred_by: str = ""  # the claim id of the handling that scheduled the deferral
+    # Re-scheduled retries (``retrying``): when the next attempt is due (0 = none pending), how many
+    # transient failures so far, since when, the last error, and which handling scheduled the retry.
+    retry_at: float = 0.0
+    attempts: int = 0
+    failing_since: float = 0.0
+    last_error: str = ""
+    retry_claim_id: str = ""
+    reason: str = ""  # why the delivery ended as it did (failed, poisoned)
+    poisoned_at: float = 0.0  # when it was last put in the poison queue (0 = never)
+    recover_at: float = 0.0  # when the recovery pass looks at the row (0 = never); see recovery_due
 
     def channel(self, channel: Channel) -> ChannelState:
         """The state of ``channel``."""
@@ -176,10 +212,13 @@ class Rules:
     """The configuration decisions depend on."""
 
     ack_timeout_seconds: int
-    claim_lease_seconds: float = 120.0
+    claim_lease_seconds: float = 60.0
     recheck_seconds: int = 5  # the longest wait before looking again at a channel claimed elsewhere
     retract_retry_seconds: int = 30  # after a retract failed transiently
     defer_slack_seconds: float = 5.0  # a deferral's own wake-up may come this early (clock skew)
+    retry_delay_seconds: int = 10  # the first re-scheduled retry; doubles with each failure ...
+    retry_max_delay_seconds: int = 300  # ... up to this
+    retry_horizon_seconds: int = 3600  # how long after the first transient failure retries go on
 
 
 @dataclass(frozen=True)
@@ -262,23 +301,35 @@ class SendFailed:
     channel: Channel
     claim_id: str
     user: UserView | None = None
+    error: str = ""
 
 
 @dataclass(frozen=True)
 class SendInterrupted:
-    """A send failed transiently: the handler gives its claims back."""
+    """A send failed transiently beyond the in-invocation retries: give the claims back, retry later."""
 
     channel: Channel
     claim_id: str
+    error: str = ""
+    retry_after: float | None = None  # the service's Retry-After, if it sent one
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """The recovery pass found the row past its :func:`recovery_due` moment (a handler died, or a
+    deadline or retry message was lost); ``user`` as the pass read them (LoadUser when None)."""
+
+    claim_id: str
+    user: UserView | None = None
 
 
 Event = (
     Arrived | DeadlinePassed | Acked | Read | Archived | RealtimeSent | PushSent | RetractSent | SendFailed
-    | SendInterrupted
+    | SendInterrupted | Recovered
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     Arrived, DeadlinePassed, Acked, Read, Archived, RealtimeSent, PushSent, RetractSent, SendFailed,
-    SendInterrupted,
+    SendInterrupted, Recovered,
 )
 
 
@@ -327,8 +378,17 @@ class LoadUser:
 
 
 @dataclass(frozen=True)
-class RetryByHost:
-    """Fail this invocation so that the queue delivers the message again (after a transient failure)."""
+class ScheduleRetry:
+    """Re-enqueue the notification to be delivered again after ``delay_seconds`` (status ``retrying``)."""
+
+    delay_seconds: int
+
+
+@dataclass(frozen=True)
+class Poison:
+    """Put the notification in the poison queue with ``reason`` in the envelope (status ``poisoned``)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -342,7 +402,7 @@ class RecordOutcome:
 
 
 Action = (
-    SendRealtime | SendPush | SendRetract | ScheduleDeadline | Recheck | LoadUser | RetryByHost
+    SendRealtime | SendPush | SendRetract | ScheduleDeadline | Recheck | LoadUser | ScheduleRetry | Poison
     | RecordOutcome
 )
 SEND_ACTIONS: dict[type[Action], Channel] = {
@@ -387,7 +447,67 @@ Handler = Callable[[DeliveryState, Event, _Context], Transition]
 def decide(state: DeliveryState, event: Event, now: float, rules: Rules) -> Transition:
     """The transition for ``event`` on ``state`` at ``now`` (pure; raise KeyError for an unknown pair)."""
     handler = TRANSITIONS[(state.status, type(event))]
-    return handler(state, event, _Context(now, rules))
+    step = handler(state, event, _Context(now, rules))
+    after = step.state
+    if after is state or after == state:
+        return step
+    if after.recover_at != state.recover_at and (
+        dataclasses.replace(after, recover_at=state.recover_at) == state
+    ):
+        return step  # the handler set only the recovery moment (the recovery pass found nothing stuck)
+    # Every changed state says when the recovery pass should look at it if nothing else happens.
+    due = recovery_due(after, rules)
+    if due == after.recover_at:
+        return step
+    return dataclasses.replace(step, state=dataclasses.replace(after, recover_at=due))
+
+
+def recovery_due(state: DeliveryState, rules: Rules) -> float:
+    """When ``state`` is stuck if nothing changes it before (unix seconds; 0 = never).
+
+    That is: a claimed, unsent channel still to send once its lease has run out (its handler died); an
+    ``auto`` push once the ack deadline is a lease overdue, a deferred push once its end is (the deadline
+    message was lost); a scheduled retry once it is a lease overdue (the re-enqueued message was lost). A
+    lease is the grace given to the normal path.
+    """
+    if state.status in ENDED_STATUSES:
+        return 0.0
+    lease = rules.claim_lease_seconds
+    moments: list[float] = []
+    if _retract_due(state) and state.retract.claimed_at > 0:
+        moments.append(state.retract.claimed_at + lease)
+    pending = _still_pending(state)
+    moments += [state.channel(c).claimed_at + lease for c in pending if state.channel(c).claimed_at > 0]
+    if pending and state.retry_at > 0:
+        moments.append(state.retry_at + lease)
+    if pending and state.status is Status.DEFERRED and state.deferred_until > 0:
+        moments.append(state.deferred_until + lease)
+    if (
+        Channel.PUSH in pending
+        and state.delivery is Delivery.AUTO
+        and state.realtime.sent
+        and state.status in (Status.SENT_REALTIME, Status.RETRYING)
+        and rules.ack_timeout_seconds > 0
+    ):
+        moments.append(state.realtime.sent_at + rules.ack_timeout_seconds + lease)
+    return max(moments, default=0.0)
+
+
+def _still_pending(state: DeliveryState) -> list[Channel]:
+    """The channels (realtime, push) a delivery may still send, retracts aside."""
+    if state.status in ENDED_STATUSES:
+        return []
+    if state.delivery is Delivery.AUTO:
+        if state.status in DONE_STATUSES or state.push.sent or state.seen:
+            return []
+        return [Channel.PUSH] if state.realtime.sent else [Channel.REALTIME, Channel.PUSH]
+    if state.status is Status.SUPPRESSED:
+        return []
+    channels = {
+        Delivery.PUSH: [Channel.PUSH], Delivery.REALTIME: [Channel.REALTIME]
+    }.get(state.delivery, [Channel.REALTIME, Channel.PUSH])
+    # A push is not sent once the user has seen the notification (see _push_step).
+    return [c for c in channels if not state.channel(c).sent and not (c is Channel.PUSH and state.seen)]
 
 
 def new_state(delivery: Delivery, expires_at: float | None) -> DeliveryState:
@@ -454,6 +574,8 @@ def _send_once(
         later: Action = ScheduleDeadline(delay) if via_deadline else Recheck(delay, (channel,))
         return Transition("busy", f"{channel} claimed by another handler", state, (later,))
     claimed = state.with_channel(channel, ChannelState(claim_id, ctx.now))
+    if claimed.retry_at and channel is not Channel.RETRACT:  # the scheduled retry is being made now
+        claimed = dataclasses.replace(claimed, retry_at=0.0)
     return Transition("claim", f"claim {channel}", claimed, (_send(channel, claim_id),))
 
 
@@ -641,7 +763,7 @@ def _mark_sent(state: DeliveryState, channel: Channel, ctx: _Context) -> Deliver
 def _realtime_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     assert isinstance(event, RealtimeSent)
     next_state = _mark_sent(state, Channel.REALTIME, ctx)
-    if next_state.status is Status.ACCEPTED:
+    if next_state.status in (Status.ACCEPTED, Status.RETRYING):
         next_state = dataclasses.replace(next_state, status=Status.SENT_REALTIME)
     actions: list[Action] = [RecordOutcome(Channel.REALTIME.value, "sent")]
     if (
@@ -694,15 +816,24 @@ def _send_failed(state: DeliveryState, event: Event, ctx: _Context) -> Transitio
     record = RecordOutcome(event.channel.value, "failed", logging.ERROR)
     if state.channel(event.channel).sent:
         return Transition("ignored", f"the {event.channel} was sent by another handler", state, (record,))
+    # A failed channel that stays open gives its claim back: it is not stuck, so the recovery pass leaves it.
+    released = state
+    if state.channel(event.channel).held_by(event.claim_id):
+        released = state.with_channel(event.channel, ChannelState())
     if event.channel is Channel.RETRACT:
         return Transition(
-            "retract-failed", "the retract failed permanently; the push stays", state, (record,)
+            "retract-failed", "the retract failed permanently; the push stays", released, (record,)
         )
-    failed = _with_status(state, Status.FAILED)
+    reason = f"the {event.channel} send failed permanently" + (f": {event.error}" if event.error else "")
+    failed = dataclasses.replace(
+        _with_status(state, Status.FAILED), reason=reason, last_error=event.error or state.last_error
+    )
     if event.channel is Channel.PUSH or state.delivery is Delivery.REALTIME:
-        return Transition("failed", f"the {event.channel} send failed permanently", failed, (record,))
+        return Transition("failed", reason, failed, (record,))
     if state.delivery is Delivery.BOTH:
-        return Transition("realtime-failed", "the in-app send failed; the push still goes", state, (record,))
+        return Transition(
+            "realtime-failed", "the in-app send failed; the push still goes", released, (record,)
+        )
     # auto: fall back to push, unless the user acked or something else settled it meanwhile.
     if state.seen or state.status in DONE_STATUSES:
         return Transition(
@@ -717,21 +848,127 @@ def _send_failed(state: DeliveryState, event: Event, ctx: _Context) -> Transitio
 
 def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     assert isinstance(event, SendInterrupted)
-    next_state = state
+    released = state
     for channel in Channel:
         if state.channel(channel).held_by(event.claim_id):
-            next_state = next_state.with_channel(channel, ChannelState())
-    # A push or in-app send is retried by the host redelivering the message; a retract (sent from an ack or
-    # an inbox call, where no message would come back) by a deadline message.
-    retry: Action = RetryByHost()
+            released = released.with_channel(channel, ChannelState())
     if event.channel is Channel.RETRACT:
-        retry = ScheduleDeadline(ctx.rules.retract_retry_seconds)
-    return Transition(
-        "released",
-        f"the {event.channel} send failed transiently; claims given back for the retry",
-        next_state,
-        (RecordOutcome(event.channel.value, "retry", logging.WARNING), retry),
+        # A retract (sent from an ack or an inbox call, where no message would come back) is tried again
+        # by a deadline message.
+        return Transition(
+            "released", "the retract failed transiently; claims given back for the retry", released,
+            (RecordOutcome(event.channel.value, "retry", logging.WARNING),
+             ScheduleDeadline(ctx.rules.retract_retry_seconds)),
+        )
+    if released == state:
+        # Our own decision read back (a lost answer, a conflict) asks for the same action once more.
+        ours = state.retry_claim_id == event.claim_id and state.status not in (Status.FAILED, Status.EXPIRED)
+        if ours and state.retry_at > ctx.now:
+            delay = max(1, math.ceil(state.retry_at - ctx.now))
+            return Transition("retry-scheduled", f"retry in {delay} s", state, (ScheduleRetry(delay),))
+        if ours and state.poisoned_at > 0:
+            return Transition("poisoned", state.reason, state, (Poison(state.reason),))
+        return _nothing("ignored", "the interrupted handler holds no claim any more", state)
+    error = event.error or f"the {event.channel} send failed transiently"
+    failing_since = state.failing_since or ctx.now
+    attempts = state.attempts + 1
+    base = dataclasses.replace(
+        released, last_error=error, failing_since=failing_since, attempts=attempts, retry_at=0.0
     )
+    if _expired(state, ctx):  # the TTL wins: an expired notification is not retried
+        return _expire(base)
+    if not _still_to_send(base):
+        return Transition("released", "the send failed transiently, but nothing is left to send", base,
+                          (RecordOutcome(event.channel.value, "retry", logging.WARNING),))
+    horizon_end = failing_since + ctx.rules.retry_horizon_seconds
+    headline = state.status in _RETRY_HEADLINE
+    if ctx.now >= horizon_end:
+        reason = (
+            f"gave up after {attempts} attempts in {ctx.now - failing_since:.0f} s (retry horizon "
+            f"{ctx.rules.retry_horizon_seconds} s); last error: {error}"
+        )
+        poisoned = dataclasses.replace(
+            base, reason=reason, retry_claim_id=event.claim_id, poisoned_at=ctx.now
+        )
+        if headline:
+            poisoned = dataclasses.replace(poisoned, status=Status.POISONED)
+        return Transition(
+            "poisoned", reason, poisoned,
+            (RecordOutcome(event.channel.value, "poisoned", logging.ERROR), Poison(reason)),
+        )
+    delay = _retry_delay(state, event, ctx)
+    latest = min(horizon_end, state.expires_at if state.expires_at is not None else math.inf)
+    delay = max(1, min(delay, math.ceil(latest - ctx.now)))
+    retrying = dataclasses.replace(base, retry_at=ctx.now + delay, retry_claim_id=event.claim_id)
+    if headline:
+        retrying = dataclasses.replace(retrying, status=Status.RETRYING)
+    return Transition(
+        "retry-scheduled",
+        f"the {event.channel} send failed transiently ({error}); attempt {attempts + 1} in {delay} s",
+        retrying,
+        (RecordOutcome(event.channel.value, "retry", logging.WARNING), ScheduleRetry(delay)),
+    )
+
+
+def _still_to_send(state: DeliveryState) -> bool:
+    if state.status in _ENDED:
+        return False
+    if state.status is Status.POISONED:
+        return bool(_still_pending(dataclasses.replace(state, status=Status.RETRYING)))
+    return bool(_still_pending(state))
+
+
+def _retry_delay(state: DeliveryState, event: SendInterrupted, ctx: _Context) -> int:
+    """Growing delays with a jitter drawn from the claim id (so retries after an outage spread out)."""
+    rules = ctx.rules
+    backoff = float(rules.retry_delay_seconds * 2 ** min(state.attempts, 30))
+    jitter = 0.75 + 0.25 * (int(hashlib.sha256(event.claim_id.encode()).hexdigest()[:8], 16) / 2**32)
+    delay = min(float(rules.retry_max_delay_seconds), backoff) * jitter
+    if event.retry_after is not None:
+        delay = max(delay, event.retry_after)
+    return max(1, math.ceil(delay))
+
+
+def _retry_due(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
+    """A retry (or a replay of a poisoned notification) arrived: send what is still to send."""
+    assert isinstance(event, Arrived)
+    base = dataclasses.replace(state, status=Status.RETRYING)
+    if state.delivery is Delivery.AUTO and state.realtime.sent and not state.seen and not _retract_due(state):
+        step = _push_step(base, event.claim_id, event.user, ctx, via_deadline=False)  # the push fallback
+    else:
+        step = _arrived(base, event, ctx)
+    if step.state == base and not step.actions:
+        return _nothing(step.name, step.reason, state)
+    return step
+
+
+def _recovered(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
+    """The recovery pass found the row stuck: re-drive it as the lost message or deadline would."""
+    assert isinstance(event, Recovered)
+    if event.user is None:
+        return Transition("load-user", "re-driving needs the user's preferences", state, (LoadUser(),))
+    arrived = Arrived(event.claim_id, event.user)
+    deadline = DeadlinePassed(event.claim_id, event.user)
+    step: Transition
+    if state.status is Status.RETRYING:
+        step = _retry_due(state, arrived, ctx)
+    elif state.status is Status.DEFERRED and state.delivery is Delivery.AUTO:
+        step = _deadline_passed(state, deadline, ctx)  # the user's gates say whether the quiet hours ended
+    elif state.delivery is Delivery.AUTO and state.realtime.sent and state.status is Status.SENT_REALTIME:
+        timeout = ctx.rules.ack_timeout_seconds
+        if timeout > 0 and ctx.now >= state.realtime.sent_at + timeout:
+            step = _deadline_passed(state, deadline, ctx)
+        else:
+            step = _nothing("not-due", "the ack deadline has not passed", state)
+    else:
+        step = _arrived(state, arrived, ctx)
+    if not step.changed_from(state) and all(isinstance(a, RecordOutcome) for a in step.actions):
+        # Nothing to re-drive now: look again when the row is due (if it is due later), else stop looking
+        # until the next change says when.
+        due = recovery_due(state, ctx.rules)
+        idle = dataclasses.replace(state, recover_at=due if due > ctx.now else 0.0)
+        return Transition("recovery-idle", f"nothing to re-drive ({step.reason})", idle, step.actions)
+    return Transition("recovered", f"re-driven by the recovery pass: {step.reason}", step.state, step.actions)
 
 
 _ANY = tuple(Status)
@@ -744,8 +981,11 @@ def _rows(
     return {(status, event): handler for status in statuses}
 
 
+_RECOVERABLE = tuple(s for s in Status if s not in ENDED_STATUSES)
+
 TRANSITIONS: dict[tuple[Status, type[Event]], Handler] = {
-    **_rows(_NOT_ENDED, Arrived, _arrived),
+    **_rows(tuple(s for s in _NOT_ENDED if s not in (Status.RETRYING, Status.POISONED)), Arrived, _arrived),
+    **_rows((Status.RETRYING, Status.POISONED), Arrived, _retry_due),
     **_rows(_ENDED, Arrived, _ignore("the delivery already ended")),
     **_rows(_ANY, DeadlinePassed, _deadline_passed),
     **_rows(_ANY, Acked, _seen("acked")),
@@ -756,4 +996,7 @@ TRANSITIONS: dict[tuple[Status, type[Event]], Handler] = {
     **_rows(_ANY, RetractSent, _retract_sent),
     **_rows(_ANY, SendFailed, _send_failed),
     **_rows(_ANY, SendInterrupted, _send_interrupted),
+    **_rows(_RECOVERABLE, Recovered, _recovered),
+    **_rows(_ENDED, Recovered, _ignore("the delivery already ended")),
+    **_rows((Status.POISONED,), Recovered, _ignore("in the poison queue; a replay re-drives it")),
 }

@@ -11,9 +11,13 @@ outcome. A send reports its result as the next event (``RealtimeSent``, ``PushSe
 
 The user is read once per notification (presence, devices and preferences in one request) and turned
 into a :class:`~notify.delivery_machine.UserView` by :func:`notify.preferences.channel_gates`.
-Sends are retried within the retry policy; a transient failure that outlives it gives the claims back
-(``SendInterrupted``); the machine then lets the host redeliver the message (``RetryByHost``: the error
-propagates), or, for a retract, schedules another try.
+Sends are retried within the retry policy; a transient failure that outlives it is reported as
+``SendInterrupted``: the machine gives the claims back and re-schedules the notification (a delayed
+re-enqueue, ``ScheduleRetry``) until the retry horizon, then poisons it (``Poison``: an envelope with the
+reason in ``<queue>-poison``); a retract gets another try by deadline. The invocation itself succeeds, so
+the Functions host's own retries (``maxDequeueCount``) are left for errors outside the sends, such as Table
+storage being unavailable. :meth:`Notifier.recover` re-drives a row the recovery pass
+(:mod:`notify.recovery`) found stuck.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from azure.core.exceptions import AzureError
 
 from notify.deliveries import SERVICE, DeliveryRecord, DeliveryStore, expiry_of, translate_azure_error
 from notify.delivery_machine import (
+    SEND_ACTIONS,
     Acked,
     Archived,
     Arrived,
@@ -37,16 +42,18 @@ from notify.delivery_machine import (
     DeadlinePassed,
     Event,
     LoadUser,
+    Poison,
     PushOutcome,
     PushSent,
     Read,
     RealtimeSent,
     Recheck,
     RecordOutcome,
+    Recovered,
     RetractSent,
-    RetryByHost,
     Rules,
     ScheduleDeadline,
+    ScheduleRetry,
     SendFailed,
     SendInterrupted,
     SendPush,
@@ -59,6 +66,7 @@ from notify.delivery_machine import (
 )
 from notify.message import format_message
 from notify.model import Notification
+from notify.poison import PoisonQueue, envelope
 from notify.preferences import channel_gates
 from notify.push_templates import PushOptions
 from notify.user_state import UserState
@@ -164,18 +172,27 @@ class Notifier:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         recheck_queue: MessageQueue | None = None,
-        claim_lease_seconds: float = 120.0,
+        claim_lease_seconds: float = 60.0,
         type_settings: Callable[[str], NotificationTypeSettings] = lambda _: NotificationTypeSettings(),
+        retry_delay_seconds: int = 10,
+        retry_max_delay_seconds: int = 300,
+        retry_horizon_seconds: int = 3600,
+        poison_queue: PoisonQueue | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._users = users
         self._realtime = realtime
         self._push = push
         self._deadlines = deadline_queue
-        self._rules = Rules(ack_timeout_seconds, claim_lease_seconds, RECHECK_SECONDS)
+        self._rules = Rules(
+            ack_timeout_seconds, claim_lease_seconds, RECHECK_SECONDS,
+            retry_delay_seconds=retry_delay_seconds, retry_max_delay_seconds=retry_max_delay_seconds,
+            retry_horizon_seconds=retry_horizon_seconds,
+        )
         self._retry = retry or RetryPolicy()
         self._clock = clock
-        self._recheck = recheck_queue
+        self._recheck = recheck_queue  # the notifications queue: re-checks and re-scheduled retries
+        self._poison = poison_queue
         self._type_settings = type_settings
 
     @property
@@ -232,6 +249,13 @@ class Notifier:
         self._run(record, event, record.notification())
         return True
 
+    def recover(self, record: DeliveryRecord) -> None:
+        """Re-drive a row the recovery pass found past its ``recoverAt`` moment."""
+        notification = record.notification()
+        view = self._view(self._users.read(notification.user_id), notification, self._now())
+        logger.info("recovering notification %s (status %s)", notification.notification_id, record.status)
+        self._run(record, Recovered(new_claim_id(), view), notification, view)
+
     def _view(self, user: UserState, notification: Notification, now: float) -> UserView:
         """What the preferences and the user's state say for this notification now."""
         in_app, push = channel_gates(
@@ -253,7 +277,7 @@ class Notifier:
     ) -> DeliveryRecord:
         record, step = advance(self._deliveries, record, event, self._rules, self._now)
         wants_user = any(isinstance(a, LoadUser) for a in step.actions)
-        if wants_user and isinstance(event, DeadlinePassed | SendFailed):
+        if wants_user and isinstance(event, DeadlinePassed | SendFailed | Recovered):
             view = user or self._view(self._users.read(record.user_id), notification, self._now())
             event = dataclasses.replace(event, user=view)
             record, step = advance(self._deliveries, record, event, self._rules, self._now)
@@ -270,12 +294,18 @@ class Notifier:
     ) -> DeliveryRecord:
         """Carry out the transition's actions in order; returns the row after the follow-up events."""
         for action in step.actions:
-            if isinstance(action, SendRealtime):
-                record = self._send_realtime(record, action.claim_id, notification, user)
-            elif isinstance(action, SendPush):
-                record = self._send_push(record, action.claim_id, notification)
-            elif isinstance(action, SendRetract):
-                record = self._send_retract(record, action.claim_id, notification)
+            if isinstance(action, SendRealtime | SendPush | SendRetract):
+                channel = SEND_ACTIONS[type(action)]
+                if not record.state.channel(channel).held_by(action.claim_id):
+                    # An earlier send of this handling was interrupted and gave the claims back.
+                    logger.info("%s send of %s skipped: its claim was given back", channel,
+                                notification.notification_id)
+                elif isinstance(action, SendRealtime):
+                    record = self._send_realtime(record, action.claim_id, notification, user)
+                elif isinstance(action, SendPush):
+                    record = self._send_push(record, action.claim_id, notification)
+                else:
+                    record = self._send_retract(record, action.claim_id, notification)
             elif isinstance(action, ScheduleDeadline):
                 self._enqueue_deadline(notification, action.delay_seconds)
             elif isinstance(action, Recheck):
@@ -284,8 +314,10 @@ class Notifier:
                 log_outcome(notification.notification_id, notification.user_id, action.channel,
                             action.outcome, self._latency_ms(notification), level=action.level,
                             detail=action.detail)
-            elif isinstance(action, RetryByHost):
-                raise cause or TransientError("notifier", f"{notification.notification_id}: retry later")
+            elif isinstance(action, ScheduleRetry):
+                self._retry_later(notification, action.delay_seconds, cause)
+            elif isinstance(action, Poison):
+                self._send_to_poison(record, notification, action.reason)
             elif isinstance(action, LoadUser):  # pragma: no cover - _run answers it before executing
                 raise RuntimeError(f"{step.name}: the user was loaded and still asked for")
             else:  # pragma: no cover - the union is exhausted above
@@ -298,10 +330,12 @@ class Notifier:
         try:
             call_with_retry(lambda: self._realtime.send(notification), self._retry, "web pubsub send")
         except TransientError as exc:
-            return self._run(record, SendInterrupted(Channel.REALTIME, claim_id), notification, cause=exc)
+            interrupted = SendInterrupted(Channel.REALTIME, claim_id, exc.message, exc.retry_after)
+            return self._run(record, interrupted, notification, user, cause=exc)
         except NotifyError as exc:
             logger.error("in-app send of %s failed: %s", notification.notification_id, exc.message)
-            return self._run(record, SendFailed(Channel.REALTIME, claim_id, user), notification, user)
+            failed = SendFailed(Channel.REALTIME, claim_id, user, exc.message)
+            return self._run(record, failed, notification, user)
         return self._run(record, RealtimeSent(claim_id), notification, user)
 
     def _send_push(self, record: DeliveryRecord, claim_id: str, notification: Notification) -> DeliveryRecord:
@@ -309,10 +343,11 @@ class Notifier:
         try:
             result = self._push.send(notification, options)  # the NH client retries each call itself
         except TransientError as exc:
-            return self._run(record, SendInterrupted(Channel.PUSH, claim_id), notification, cause=exc)
+            interrupted = SendInterrupted(Channel.PUSH, claim_id, exc.message, exc.retry_after)
+            return self._run(record, interrupted, notification, cause=exc)
         except NotifyError as exc:
             logger.error("push of %s failed: %s", notification.notification_id, exc.message)
-            return self._run(record, SendFailed(Channel.PUSH, claim_id), notification)
+            return self._run(record, SendFailed(Channel.PUSH, claim_id, error=exc.message), notification)
         event = PushSent(claim_id, PushOutcome(result.outcome), result.nh_notification_id)
         return self._run(record, event, notification)
 
@@ -323,10 +358,11 @@ class Notifier:
             self._push.retract(notification.user_id, notification.notification_id, record.state.expires_at)
         except TransientError as exc:
             logger.warning("retract of %s failed transiently: %s", notification.notification_id, exc.message)
-            return self._run(record, SendInterrupted(Channel.RETRACT, claim_id), notification, cause=exc)
+            interrupted = SendInterrupted(Channel.RETRACT, claim_id, exc.message, exc.retry_after)
+            return self._run(record, interrupted, notification, cause=exc)
         except NotifyError as exc:
             logger.error("retract of %s failed: %s", notification.notification_id, exc.message)
-            return self._run(record, SendFailed(Channel.RETRACT, claim_id), notification)
+            return self._run(record, SendFailed(Channel.RETRACT, claim_id, error=exc.message), notification)
         return self._run(record, RetractSent(claim_id), notification)
 
     def _priority(self, notification: Notification) -> Literal["high", "normal"]:
@@ -348,6 +384,31 @@ class Notifier:
             raise translate_azure_error(exc, "queue storage", "re-enqueue notification") from exc
         logger.info("notification %s is busy on %s elsewhere; rechecking in %d s",
                     notification.notification_id, names, action.delay_seconds)
+
+    def _retry_later(self, notification: Notification, delay: int, cause: TransientError | None) -> None:
+        """Re-enqueue the notification to be delivered again after ``delay`` seconds."""
+        if self._recheck is None:  # no queue to re-schedule on: let the host retry the message instead
+            raise cause or TransientError("notifier", f"cannot re-schedule {notification.notification_id}")
+        try:
+            self._recheck.send_message(format_message(notification), visibility_timeout=delay)
+        except AzureError as exc:
+            raise translate_azure_error(exc, "queue storage", "re-schedule notification") from exc
+        logger.info("notification %s re-scheduled in %d s", notification.notification_id, delay)
+
+    def _send_to_poison(self, record: DeliveryRecord, notification: Notification, reason: str) -> None:
+        """Put the notification in the poison queue in an envelope that says why."""
+        if self._poison is None:
+            raise TransientError("notifier", f"no poison queue for {notification.notification_id}")
+        state = record.state
+        self._poison.put(
+            envelope(
+                format_message(notification), reason,
+                notification_id=notification.notification_id, user_id=notification.user_id,
+                attempts=state.attempts, failing_since=state.failing_since,
+                poisoned_at=state.poisoned_at or self._now(),
+            )
+        )
+        logger.error("notification %s moved to the poison queue: %s", notification.notification_id, reason)
 
     def _enqueue_deadline(self, notification: Notification, delay: int) -> None:
         content = json.dumps({"userId": notification.user_id, "notificationId": notification.notification_id})

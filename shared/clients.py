@@ -46,9 +46,18 @@ def pooled_session(pool_size: int = POOL_SIZE) -> requests.Session:
     return session
 
 
+#: Per-request timeouts of every SDK client (connect, read), as for Notification Hubs: azure-core's
+#: default of 300 s each would let a hung connection hold a delivery claim far beyond its lease
+#: (CLAIM_LEASE_SECONDS), after which the recovery pass would rightly send again.
+SDK_TIMEOUTS = (5.0, 15.0)
+
+
 def sdk_transport(pool_size: int = POOL_SIZE) -> RequestsTransport:
     """An azure-core transport over :func:`pooled_session`, for one SDK client."""
-    return RequestsTransport(session=pooled_session(pool_size), session_owner=True)
+    connect, read = SDK_TIMEOUTS
+    return RequestsTransport(
+        session=pooled_session(pool_size), session_owner=True, connection_timeout=connect, read_timeout=read
+    )
 
 
 # At most 3 calls per operation, a few seconds in all.

@@ -22,6 +22,7 @@ BINDING_SETTINGS = (
     "DEADLINES_QUEUE",
     "PRESENCE_SWEEP_SCHEDULE",
     "INBOX_SWEEP_SCHEDULE",
+    "RECOVERY_SCHEDULE",
     "WebPubSubHub",
 )
 
@@ -45,6 +46,11 @@ DEFAULTS: dict[str, str] = {
     "RETRY_MAX_ATTEMPTS": "4",
     "RETRY_BUDGET_SECONDS": "20",
     "NOTIFICATION_TYPES": "{}",
+    "RETRY_DELAY_SECONDS": "10",
+    "RETRY_MAX_DELAY_SECONDS": "300",
+    "RETRY_HORIZON_SECONDS": "3600",
+    "CLAIM_LEASE_SECONDS": "60",
+    "RECOVERY_SCHEDULE": "*/30 * * * * *",
 }
 
 #: The type entry that applies to every type without an entry of its own.
@@ -124,6 +130,10 @@ class Settings:
     inbox_retention_days: int = 90
     inbox_push_badge: bool = False
     notification_types: Mapping[str, NotificationTypeSettings] = field(default_factory=dict)
+    retry_delay_seconds: int = 10
+    retry_max_delay_seconds: int = 300
+    retry_horizon_seconds: int = 3600
+    claim_lease_seconds: int = 60
 
     def type_settings(self, notification_type: str) -> NotificationTypeSettings:
         """The defaults for ``notification_type``: its own entry, else ``"*"``, else the built-in ones."""
@@ -152,6 +162,7 @@ class Settings:
             notification_types=_notification_types(reader),
             inbox_retention_days=reader.integer("INBOX_RETENTION_DAYS", minimum=7, maximum=3650),
             inbox_push_badge=reader.boolean("INBOX_PUSH_BADGE"),
+            **_rescheduling(reader),
         )
 
 
@@ -249,6 +260,35 @@ def _webpubsub(reader: _Reader) -> WebPubSubSettings:
     return WebPubSubSettings(
         hub=hub, endpoint=endpoint, client_id=reader.optional("WebPubSubConnectionString__clientId")
     )
+
+
+#: Longest a queue message can stay invisible (Storage: 7 days), so the longest a retry can be put off.
+MAX_QUEUE_DELAY_SECONDS = 7 * 24 * 3600
+
+
+def _rescheduling(reader: _Reader) -> dict[str, int]:
+    """Re-scheduled retries and the claim lease, checked against each other."""
+    delay = reader.integer("RETRY_DELAY_SECONDS", minimum=1, maximum=3600)
+    max_delay = reader.integer("RETRY_MAX_DELAY_SECONDS", minimum=1, maximum=MAX_QUEUE_DELAY_SECONDS)
+    horizon = reader.integer("RETRY_HORIZON_SECONDS", minimum=1, maximum=MAX_QUEUE_DELAY_SECONDS)
+    lease = reader.integer("CLAIM_LEASE_SECONDS", minimum=2, maximum=3600)
+    if max_delay < delay:
+        raise ConfigurationError(
+            "RETRY_MAX_DELAY_SECONDS", f"must be at least RETRY_DELAY_SECONDS ({delay}), got {max_delay}"
+        )
+    budget = int(reader.integer("RETRY_BUDGET_SECONDS", minimum=1, maximum=600))
+    if lease <= budget:
+        # A live handler keeps its claim for a send's whole retry budget; a shorter lease would let the
+        # recovery pass take the channel over while it still sends, and send twice.
+        raise ConfigurationError(
+            "CLAIM_LEASE_SECONDS", f"must be longer than RETRY_BUDGET_SECONDS ({budget}), got {lease}"
+        )
+    return {
+        "retry_delay_seconds": delay,
+        "retry_max_delay_seconds": max_delay,
+        "retry_horizon_seconds": horizon,
+        "claim_lease_seconds": lease,
+    }
 
 
 def _auth(reader: _Reader) -> AuthSettings:

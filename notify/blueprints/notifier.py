@@ -1,23 +1,24 @@
-"""Queue-triggered delivery: the notifications queue and the ack-deadlines queue.
+"""Queue-triggered delivery (the notifications queue and the ack-deadlines queue) and the recovery timer.
 
 The triggers are thin: they build (once per process) a Notifier from settings and call
 :func:`process_notification_message` / :func:`process_deadline_message`, which tests call with their own.
+The timer runs :class:`notify.recovery.RecoveryPass` over rows a crash left stuck.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from functools import lru_cache
 
 import azure.functions as func
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from notify.deliveries import DeliveryStore, translate_azure_error
+from notify.deliveries import DeliveryStore
 from notify.message import notification_id_is_valid, parse_message
 from notify.notifier import MessageQueue, Notifier, PushSending
+from notify.poison import PoisonQueue
 from notify.realtime import get_realtime_sender
+from notify.recovery import RecoveryPass
 from notify.user_state import get_user_directory
 from shared.clients import get_queue_client, get_table_client
 from shared.errors import InvalidMessageError
@@ -43,6 +44,12 @@ def push_after_deadline(msg: func.QueueMessage) -> None:
     """Push a notification whose in-app ack did not arrive in time."""
     poison = get_queue_client(get_settings().deadlines_queue + "-poison", binary=True)
     process_deadline_message(msg, get_notifier(), poison)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%RECOVERY_SCHEDULE%", run_on_startup=False)
+def recover_deliveries(timer: func.TimerRequest) -> None:
+    """Re-drive deliveries a crashed instance left stuck (claims past their lease, lost deadlines)."""
+    get_recovery_pass().run()
 
 
 def process_notification_message(
@@ -94,15 +101,7 @@ def process_deadline_message(
 
 
 def _send_to_poison(poison_queue: QueueClient, body: bytes) -> None:
-    try:
-        try:
-            poison_queue.send_message(body)
-        except ResourceNotFoundError:
-            with contextlib.suppress(ResourceExistsError):
-                poison_queue.create_queue()
-            poison_queue.send_message(body)
-    except AzureError as exc:
-        raise translate_azure_error(exc, "queue storage", "send to poison queue") from exc
+    PoisonQueue(poison_queue).put(body)
 
 
 # ---- the process-wide notifier, built once from settings ------------------------------------------------
@@ -135,4 +134,16 @@ def get_notifier() -> Notifier:
         retry=retry_policy(settings),
         recheck_queue=get_queue_client(settings.notifications_queue),
         type_settings=settings.type_settings,
+        claim_lease_seconds=settings.claim_lease_seconds,
+        retry_delay_seconds=settings.retry_delay_seconds,
+        retry_max_delay_seconds=settings.retry_max_delay_seconds,
+        retry_horizon_seconds=settings.retry_horizon_seconds,
+        poison_queue=PoisonQueue(get_queue_client(settings.notifications_queue + "-poison", binary=True)),
     )
+
+
+@lru_cache(maxsize=1)
+def get_recovery_pass() -> RecoveryPass:
+    """The process-wide recovery pass over the deliveries table."""
+    settings = get_settings()
+    return RecoveryPass(DeliveryStore(get_table_client(settings.deliveries_table)), get_notifier())

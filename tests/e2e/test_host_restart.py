@@ -1,10 +1,9 @@
 """Stopping the Functions host in the middle of a stream and starting a new one loses and doubles nothing.
 
 The host is stopped gracefully (SIGTERM: polling stops, in-flight invocations drain, anything still running
-after the drain timeout is made visible again). A hard kill (SIGKILL) is not tested here: its in-flight
-messages stay invisible for the host's 10-minute receive visibility, and a push whose send finished but
-whose record of the send (``PushSent``) was not written is sent again after the 120 s claim lease
-(``notify/delivery_machine.py``: at least once on a crash; clients drop the duplicate by notificationId).
+after the drain timeout is made visible again). A hard kill (SIGKILL), whose in-flight messages stay
+invisible for the host's 10-minute receive visibility and are re-driven by the recovery pass after the
+claim lease, is ``test_crash_and_outage.py``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The delivery state machine, exhaustively: every (status, event) pair has a row; an expected-outcome
 table for every pair on the canonical ``auto`` states; and invariants over every pair of (reachable state,
-event) in all four delivery modes, at two moments (claims live, claims expired) with and without a TTL."""
+event) in all four delivery modes, at two moments (claims live; claims expired and the retry horizon over)
+with and without a TTL; and that the recovery pass never loops on a row."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections import deque
 from collections.abc import Iterator
 
@@ -13,6 +15,7 @@ import pytest
 
 from notify.delivery_machine import (
     DONE_STATUSES,
+    ENDED_STATUSES,
     EVENT_TYPES,
     SEND_ACTIONS,
     TRANSITIONS,
@@ -26,16 +29,18 @@ from notify.delivery_machine import (
     DeliveryState,
     Event,
     LoadUser,
+    Poison,
     PushOutcome,
     PushSent,
     Read,
     RealtimeSent,
     Recheck,
     RecordOutcome,
+    Recovered,
     RetractSent,
-    RetryByHost,
     Rules,
     ScheduleDeadline,
+    ScheduleRetry,
     SendFailed,
     SendInterrupted,
     SendPush,
@@ -46,13 +51,14 @@ from notify.delivery_machine import (
     UserView,
     decide,
     new_state,
+    recovery_due,
 )
 from notify.model import Delivery
 from notify.preferences import Gate, GateKind
 
-RULES = Rules(ack_timeout_seconds=10, claim_lease_seconds=120, recheck_seconds=5)
+RULES = Rules(ack_timeout_seconds=10, claim_lease_seconds=120, recheck_seconds=5, retry_horizon_seconds=60)
 T0 = 1_000.0
-LATER = T0 + RULES.claim_lease_seconds + 5  # every claim made at T0 has expired
+LATER = T0 + RULES.claim_lease_seconds + 5  # every claim made at T0 has expired, and the retry horizon
 CLAIMS = ("c1", "c2")
 QUIET_END = T0 + 60.0
 MUTED = Gate(GateKind.SUPPRESS, "preferences.types.chat.push")
@@ -83,7 +89,8 @@ def all_events() -> list[Event]:
     for claim in CLAIMS:
         if claim == "c2":
             events += [Arrived(claim, ONLINE), Arrived(claim, OFFLINE), DeadlinePassed(claim),
-                       DeadlinePassed(claim, OFFLINE), Acked(claim), SendInterrupted(Channel.PUSH, claim)]
+                       DeadlinePassed(claim, OFFLINE), Acked(claim),
+                       SendInterrupted(Channel.PUSH, claim, "503"), Recovered(claim, OFFLINE)]
             continue
         events += [Arrived(claim, user) for user in USERS.values()]
         events += [DeadlinePassed(claim), *(DeadlinePassed(claim, user) for user in USERS.values())]
@@ -97,9 +104,13 @@ def all_events() -> list[Event]:
             RetractSent(claim),
             SendFailed(Channel.REALTIME, claim, USERS["offline"]),
             SendFailed(Channel.REALTIME, claim),
+            Recovered(claim),
+            Recovered(claim, ONLINE),
+            Recovered(claim, OFFLINE),
+            Recovered(claim, USERS["quiet hours"]),
         ]
         for channel in Channel:
-            events += [SendFailed(channel, claim), SendInterrupted(channel, claim)]
+            events += [SendFailed(channel, claim, error="refused"), SendInterrupted(channel, claim, "503")]
     return events
 
 
@@ -120,8 +131,9 @@ def _signature(state: DeliveryState, now: float) -> tuple[object, ...]:
 
     marks = (state.acked_at > 0, state.read_at > 0, state.archived_at > 0)
     deferral = (state.deferred_until, state.deferred_by)
+    retries = (state.retry_at > 0, state.failing_since > 0)  # counts, times and texts: the named tests
     return (state.delivery, state.status, state.expires_at, state.push_outcome, state.suppressed_rule, marks,
-            deferral, now, *(channel(state.channel(c)) for c in Channel))
+            deferral, retries, now, *(channel(state.channel(c)) for c in Channel))
 
 
 def exploring_events() -> list[Event]:
@@ -139,6 +151,12 @@ def reachable(depth: int = 3) -> Iterator[tuple[DeliveryState, float]]:
     queue: deque[tuple[DeliveryState, float, int]] = deque()
     for mode, expiry in itertools.product(Delivery, (None, T0 + 60)):
         queue.append((new_state(mode, expiry), T0, 0))
+        # A notification failing for the whole retry horizon already: its next failure poisons it.
+        failing = dataclasses.replace(
+            new_state(mode, expiry), status=Status.RETRYING, attempts=9, retry_at=T0, last_error="503",
+            failing_since=T0 - RULES.retry_horizon_seconds,
+        )
+        queue.append((failing, T0, 0))
     events = exploring_events()
     while queue:
         state, now, steps = queue.popleft()
@@ -223,9 +241,47 @@ def test_invariants_hold_for_every_reachable_state(event: Event) -> None:
             assert after.status in (Status.READ, Status.RETRACTED), where
         if any(isinstance(a, LoadUser) for a in step.actions):  # asked before anything is changed or sent
             assert after == state and user is None and not sends(step.actions), where
+        for action in step.actions:
+            if isinstance(action, ScheduleRetry):  # retries end with the horizon, and with the TTL
+                assert isinstance(event, SendInterrupted) and event.channel is not Channel.RETRACT, where
+                assert after.retry_at > now and after.retry_claim_id == event.claim_id, where
+                assert after.retry_at <= after.failing_since + RULES.retry_horizon_seconds, where
+                if after.expires_at is not None:
+                    assert after.retry_at <= math.ceil(after.expires_at), where
+                assert after.status not in ENDED_STATUSES, where
+            if isinstance(action, Poison):  # only after the horizon, never once the TTL has run out
+                assert now >= after.failing_since + RULES.retry_horizon_seconds, where
+                assert after.expires_at is None or now <= after.expires_at, where
+                assert after.reason == action.reason and action.reason and after.poisoned_at > 0, where
+        # The row always says when the recovery pass should look at it.
+        assert after.recover_at in (0.0, recovery_due(after, RULES)), where
 
 
-IDEMPOTENT = (Arrived, DeadlinePassed, Acked, Read, Archived, RealtimeSent, PushSent, RetractSent, SendFailed)
+def test_the_recovery_pass_never_loops_on_a_row() -> None:
+    """Re-driving a row past its recovery moment leaves it done, or due again only later."""
+    for state, now in REACHABLE:
+        due = recovery_due(state, RULES)
+        if due <= 0:
+            continue
+        at = max(now, due) + 1
+        for user in (ONLINE, OFFLINE):
+            step = decide(state, Recovered("c9", user), at, RULES)
+            where = f"{user} on {state!r} at {at}"
+            assert step.state.recover_at == 0.0 or step.state.recover_at > at, where
+            if sends(step.actions):
+                assert step.name == "recovered", where
+
+
+def test_ended_rows_are_never_due_for_recovery() -> None:
+    for state, _ in REACHABLE:
+        if state.status in ENDED_STATUSES:
+            assert recovery_due(state, RULES) == 0.0, state
+
+
+IDEMPOTENT = (
+    Arrived, DeadlinePassed, Acked, Read, Archived, RealtimeSent, PushSent, RetractSent, SendFailed,
+    SendInterrupted, Recovered,
+)
 
 
 @pytest.mark.parametrize(
@@ -270,6 +326,13 @@ CANONICAL: dict[Status, DeliveryState] = {
     Status.RETRACTED: dataclasses.replace(_PUSHED, status=Status.RETRACTED, acked_at=T0 - 3, retract=SENT),
     Status.FAILED: dataclasses.replace(AUTO, status=Status.FAILED, push=HELD),
     Status.EXPIRED: dataclasses.replace(AUTO, status=Status.EXPIRED),
+    Status.RETRYING: dataclasses.replace(  # the push failed transiently; its retry is due now
+        AUTO, status=Status.RETRYING, retry_at=T0 - 1, attempts=1, failing_since=T0 - 11, last_error="503"
+    ),
+    Status.POISONED: dataclasses.replace(
+        AUTO, status=Status.POISONED, attempts=9, failing_since=T0 - 4000, last_error="503",
+        reason="gave up", poisoned_at=T0 - 5,
+    ),
 }
 EVENTS: dict[str, Event] = {
     "arrived online": Arrived("c1", USERS["online"]),
@@ -294,10 +357,12 @@ EVENTS: dict[str, Event] = {
     "retract failed": SendFailed(Channel.RETRACT, "c1"),
     "push interrupted": SendInterrupted(Channel.PUSH, "c1"),
     "retract interrupted": SendInterrupted(Channel.RETRACT, "c1"),
+    "recovered": Recovered("c1", USERS["offline"]),
+    "recovered, user unknown": Recovered("c1"),
 }
 S = Status
-R, P, X, D, C, U, H, LOG = (
-    SendRealtime, SendPush, SendRetract, ScheduleDeadline, Recheck, LoadUser, RetryByHost, RecordOutcome
+R, P, X, D, C, U, Y, LOG = (
+    SendRealtime, SendPush, SendRetract, ScheduleDeadline, Recheck, LoadUser, ScheduleRetry, RecordOutcome
 )
 EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.ACCEPTED, "arrived online"): (S.ACCEPTED, [R]),
@@ -320,7 +385,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.ACCEPTED, "realtime failed"): (S.ACCEPTED, [LOG, P]),
     (S.ACCEPTED, "push failed"): (S.FAILED, [LOG]),
     (S.ACCEPTED, "retract failed"): (S.ACCEPTED, [LOG]),
-    (S.ACCEPTED, "push interrupted"): (S.ACCEPTED, [LOG, H]),
+    (S.ACCEPTED, "push interrupted"): (S.ACCEPTED, []),
     (S.ACCEPTED, "retract interrupted"): (S.ACCEPTED, [LOG, D]),
     (S.SENT_REALTIME, "arrived online"): (S.SENT_REALTIME, [D]),
     (S.SENT_REALTIME, "arrived offline"): (S.SENT_REALTIME, [D]),
@@ -342,7 +407,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.SENT_REALTIME, "realtime failed"): (S.SENT_REALTIME, [LOG]),
     (S.SENT_REALTIME, "push failed"): (S.FAILED, [LOG]),
     (S.SENT_REALTIME, "retract failed"): (S.SENT_REALTIME, [LOG]),
-    (S.SENT_REALTIME, "push interrupted"): (S.SENT_REALTIME, [LOG, H]),
+    (S.SENT_REALTIME, "push interrupted"): (S.SENT_REALTIME, []),
     (S.SENT_REALTIME, "retract interrupted"): (S.SENT_REALTIME, [LOG, D]),
     (S.DEFERRED, "arrived online"): (S.DEFERRED, []),
     (S.DEFERRED, "arrived offline"): (S.DEFERRED, []),
@@ -364,7 +429,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.DEFERRED, "realtime failed"): (S.DEFERRED, [LOG]),
     (S.DEFERRED, "push failed"): (S.FAILED, [LOG]),
     (S.DEFERRED, "retract failed"): (S.DEFERRED, [LOG]),
-    (S.DEFERRED, "push interrupted"): (S.DEFERRED, [LOG, H]),
+    (S.DEFERRED, "push interrupted"): (S.DEFERRED, []),
     (S.DEFERRED, "retract interrupted"): (S.DEFERRED, [LOG, D]),
     (S.ACKED, "arrived online"): (S.ACKED, []),
     (S.ACKED, "arrived offline"): (S.ACKED, []),
@@ -386,7 +451,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.ACKED, "realtime failed"): (S.ACKED, [LOG]),
     (S.ACKED, "push failed"): (S.ACKED, [LOG]),
     (S.ACKED, "retract failed"): (S.ACKED, [LOG]),
-    (S.ACKED, "push interrupted"): (S.ACKED, [LOG, H]),
+    (S.ACKED, "push interrupted"): (S.ACKED, []),
     (S.ACKED, "retract interrupted"): (S.ACKED, [LOG, D]),
     (S.READ, "arrived online"): (S.READ, []),
     (S.READ, "arrived offline"): (S.READ, []),
@@ -408,7 +473,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.READ, "realtime failed"): (S.READ, [LOG]),
     (S.READ, "push failed"): (S.READ, [LOG]),
     (S.READ, "retract failed"): (S.READ, [LOG]),
-    (S.READ, "push interrupted"): (S.READ, [LOG, H]),
+    (S.READ, "push interrupted"): (S.READ, []),
     (S.READ, "retract interrupted"): (S.READ, [LOG, D]),
     (S.PUSHED, "arrived online"): (S.PUSHED, []),
     (S.PUSHED, "arrived offline"): (S.PUSHED, []),
@@ -430,7 +495,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.PUSHED, "realtime failed"): (S.PUSHED, [LOG]),
     (S.PUSHED, "push failed"): (S.PUSHED, [LOG]),
     (S.PUSHED, "retract failed"): (S.PUSHED, [LOG]),
-    (S.PUSHED, "push interrupted"): (S.PUSHED, [LOG, H]),
+    (S.PUSHED, "push interrupted"): (S.PUSHED, []),
     (S.PUSHED, "retract interrupted"): (S.PUSHED, [LOG, D]),
     (S.NO_DEVICES, "arrived online"): (S.NO_DEVICES, []),
     (S.NO_DEVICES, "arrived offline"): (S.NO_DEVICES, []),
@@ -452,7 +517,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.NO_DEVICES, "realtime failed"): (S.NO_DEVICES, [LOG]),
     (S.NO_DEVICES, "push failed"): (S.NO_DEVICES, [LOG]),
     (S.NO_DEVICES, "retract failed"): (S.NO_DEVICES, [LOG]),
-    (S.NO_DEVICES, "push interrupted"): (S.NO_DEVICES, [LOG, H]),
+    (S.NO_DEVICES, "push interrupted"): (S.NO_DEVICES, []),
     (S.NO_DEVICES, "retract interrupted"): (S.NO_DEVICES, [LOG, D]),
     (S.SUPPRESSED, "arrived online"): (S.SUPPRESSED, []),
     (S.SUPPRESSED, "arrived offline"): (S.SUPPRESSED, []),
@@ -474,7 +539,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.SUPPRESSED, "realtime failed"): (S.SUPPRESSED, [LOG]),
     (S.SUPPRESSED, "push failed"): (S.FAILED, [LOG]),
     (S.SUPPRESSED, "retract failed"): (S.SUPPRESSED, [LOG]),
-    (S.SUPPRESSED, "push interrupted"): (S.SUPPRESSED, [LOG, H]),
+    (S.SUPPRESSED, "push interrupted"): (S.SUPPRESSED, []),
     (S.SUPPRESSED, "retract interrupted"): (S.SUPPRESSED, [LOG, D]),
     (S.RETRACTED, "arrived online"): (S.RETRACTED, []),
     (S.RETRACTED, "arrived offline"): (S.RETRACTED, []),
@@ -496,7 +561,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.RETRACTED, "realtime failed"): (S.RETRACTED, [LOG]),
     (S.RETRACTED, "push failed"): (S.RETRACTED, [LOG]),
     (S.RETRACTED, "retract failed"): (S.RETRACTED, [LOG]),
-    (S.RETRACTED, "push interrupted"): (S.RETRACTED, [LOG, H]),
+    (S.RETRACTED, "push interrupted"): (S.RETRACTED, []),
     (S.RETRACTED, "retract interrupted"): (S.RETRACTED, [LOG, D]),
     (S.FAILED, "arrived online"): (S.FAILED, []),
     (S.FAILED, "arrived offline"): (S.FAILED, []),
@@ -518,7 +583,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.FAILED, "realtime failed"): (S.FAILED, [LOG]),
     (S.FAILED, "push failed"): (S.FAILED, [LOG]),
     (S.FAILED, "retract failed"): (S.FAILED, [LOG]),
-    (S.FAILED, "push interrupted"): (S.FAILED, [LOG, H]),
+    (S.FAILED, "push interrupted"): (S.FAILED, []),
     (S.FAILED, "retract interrupted"): (S.FAILED, [LOG, D]),
     (S.EXPIRED, "arrived online"): (S.EXPIRED, []),
     (S.EXPIRED, "arrived offline"): (S.EXPIRED, []),
@@ -540,8 +605,78 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.EXPIRED, "realtime failed"): (S.EXPIRED, [LOG]),
     (S.EXPIRED, "push failed"): (S.FAILED, [LOG]),
     (S.EXPIRED, "retract failed"): (S.EXPIRED, [LOG]),
-    (S.EXPIRED, "push interrupted"): (S.EXPIRED, [LOG, H]),
+    (S.EXPIRED, "push interrupted"): (S.EXPIRED, []),
     (S.EXPIRED, "retract interrupted"): (S.EXPIRED, [LOG, D]),
+    (S.ACCEPTED, "recovered"): (S.ACCEPTED, [P]),
+    (S.ACCEPTED, "recovered, user unknown"): (S.ACCEPTED, [U]),
+    (S.SENT_REALTIME, "recovered"): (S.SENT_REALTIME, []),
+    (S.SENT_REALTIME, "recovered, user unknown"): (S.SENT_REALTIME, [U]),
+    (S.DEFERRED, "recovered"): (S.DEFERRED, [P]),  # the quiet hours are over for this user
+    (S.DEFERRED, "recovered, user unknown"): (S.DEFERRED, [U]),
+    (S.ACKED, "recovered"): (S.ACKED, []),
+    (S.ACKED, "recovered, user unknown"): (S.ACKED, [U]),
+    (S.READ, "recovered"): (S.READ, []),
+    (S.READ, "recovered, user unknown"): (S.READ, [U]),
+    (S.PUSHED, "recovered"): (S.PUSHED, []),
+    (S.PUSHED, "recovered, user unknown"): (S.PUSHED, [U]),
+    (S.NO_DEVICES, "recovered"): (S.NO_DEVICES, []),
+    (S.NO_DEVICES, "recovered, user unknown"): (S.NO_DEVICES, [U]),
+    (S.SUPPRESSED, "recovered"): (S.SUPPRESSED, []),
+    (S.SUPPRESSED, "recovered, user unknown"): (S.SUPPRESSED, [U]),
+    (S.RETRACTED, "recovered"): (S.RETRACTED, []),
+    (S.RETRACTED, "recovered, user unknown"): (S.RETRACTED, [U]),
+    (S.FAILED, "recovered"): (S.FAILED, []),
+    (S.FAILED, "recovered, user unknown"): (S.FAILED, []),
+    (S.EXPIRED, "recovered"): (S.EXPIRED, []),
+    (S.EXPIRED, "recovered, user unknown"): (S.EXPIRED, []),
+    (S.RETRYING, "arrived online"): (S.RETRYING, [R]),
+    (S.RETRYING, "arrived offline"): (S.RETRYING, [P]),
+    (S.RETRYING, "arrived, no devices"): (S.NO_DEVICES, [LOG]),
+    (S.RETRYING, "arrived, push muted"): (S.SUPPRESSED, [LOG]),
+    (S.RETRYING, "arrived, in-app muted"): (S.RETRYING, [P]),
+    (S.RETRYING, "arrived, quiet hours"): (S.DEFERRED, [LOG, D]),
+    (S.RETRYING, "deadline"): (S.RETRYING, [U]),
+    (S.RETRYING, "deadline, user loaded"): (S.RETRYING, [P]),
+    (S.RETRYING, "deadline, push muted"): (S.SUPPRESSED, [LOG]),
+    (S.RETRYING, "deadline, quiet hours"): (S.DEFERRED, [LOG, D]),
+    (S.RETRYING, "acked"): (S.ACKED, [LOG]),
+    (S.RETRYING, "read"): (S.READ, [LOG]),
+    (S.RETRYING, "archived"): (S.RETRYING, [LOG]),
+    (S.RETRYING, "realtime sent"): (S.SENT_REALTIME, [LOG, D]),
+    (S.RETRYING, "pushed"): (S.PUSHED, [LOG]),
+    (S.RETRYING, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.RETRYING, "retract sent"): (S.RETRYING, []),
+    (S.RETRYING, "realtime failed"): (S.RETRYING, [LOG, P]),
+    (S.RETRYING, "push failed"): (S.FAILED, [LOG]),
+    (S.RETRYING, "retract failed"): (S.RETRYING, [LOG]),
+    (S.RETRYING, "push interrupted"): (S.RETRYING, []),
+    (S.RETRYING, "retract interrupted"): (S.RETRYING, [LOG, D]),
+    (S.RETRYING, "recovered"): (S.RETRYING, [P]),
+    (S.RETRYING, "recovered, user unknown"): (S.RETRYING, [U]),
+    (S.POISONED, "arrived online"): (S.RETRYING, [R]),  # a replay tries once more
+    (S.POISONED, "arrived offline"): (S.RETRYING, [P]),
+    (S.POISONED, "arrived, no devices"): (S.NO_DEVICES, [LOG]),
+    (S.POISONED, "arrived, push muted"): (S.SUPPRESSED, [LOG]),
+    (S.POISONED, "arrived, in-app muted"): (S.RETRYING, [P]),
+    (S.POISONED, "arrived, quiet hours"): (S.DEFERRED, [LOG, D]),
+    (S.POISONED, "deadline"): (S.POISONED, []),
+    (S.POISONED, "deadline, user loaded"): (S.POISONED, []),
+    (S.POISONED, "deadline, push muted"): (S.POISONED, []),
+    (S.POISONED, "deadline, quiet hours"): (S.POISONED, []),
+    (S.POISONED, "acked"): (S.ACKED, [LOG]),
+    (S.POISONED, "read"): (S.READ, [LOG]),
+    (S.POISONED, "archived"): (S.POISONED, [LOG]),
+    (S.POISONED, "realtime sent"): (S.POISONED, [LOG]),
+    (S.POISONED, "pushed"): (S.PUSHED, [LOG]),
+    (S.POISONED, "no devices"): (S.NO_DEVICES, [LOG]),
+    (S.POISONED, "retract sent"): (S.POISONED, []),
+    (S.POISONED, "realtime failed"): (S.POISONED, [LOG]),
+    (S.POISONED, "push failed"): (S.FAILED, [LOG]),
+    (S.POISONED, "retract failed"): (S.POISONED, [LOG]),
+    (S.POISONED, "push interrupted"): (S.POISONED, []),
+    (S.POISONED, "retract interrupted"): (S.POISONED, [LOG, D]),
+    (S.POISONED, "recovered"): (S.POISONED, []),  # waits for an operator's replay
+    (S.POISONED, "recovered, user unknown"): (S.POISONED, []),
 }
 
 
@@ -619,11 +754,11 @@ def test_a_permanent_in_app_failure_falls_back_to_push_only_in_auto() -> None:
     assert LoadUser() in decide(auto, SendFailed(Channel.REALTIME, "c1"), T0, RULES).actions
 
 
-def test_an_interrupted_send_releases_only_its_own_unsent_claims_and_lets_the_host_retry() -> None:
+def test_an_interrupted_send_releases_only_its_own_unsent_claims_and_is_re_scheduled() -> None:
     both = run(first(Delivery.BOTH, Arrived("c1", OFFLINE)).state, RealtimeSent("c1")).state
     step = decide(both, SendInterrupted(Channel.PUSH, "c1"), T0, RULES)
     assert step.state.realtime.sent and step.state.push == ChannelState()
-    assert RetryByHost() in step.actions
+    assert any(isinstance(a, ScheduleRetry) for a in step.actions)
     other = decide(both, SendInterrupted(Channel.PUSH, "c2"), T0, RULES)
     assert other.state == both
 
@@ -707,4 +842,130 @@ def test_a_retract_interrupted_is_tried_again_by_a_deadline() -> None:
 
 
 def test_done_statuses_are_the_auto_end_states() -> None:
-    assert set(Status) - DONE_STATUSES == {Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED}
+    assert set(Status) - DONE_STATUSES == {
+        Status.ACCEPTED, Status.SENT_REALTIME, Status.DEFERRED, Status.RETRYING
+    }
+# Re-scheduled retries, the poison queue and the recovery pass. --------------------------------------------
+
+RETRY = Rules(
+    ack_timeout_seconds=10, claim_lease_seconds=60, retry_delay_seconds=10, retry_max_delay_seconds=300,
+    retry_horizon_seconds=3600,
+)
+
+
+def interrupted_push(state: DeliveryState, now: float, claim: str = "c1", **extra: object) -> Transition:
+    claimed = decide(state, Arrived(claim, OFFLINE), now, RETRY)
+    assert claimed.actions == (SendPush(claim),)
+    return decide(claimed.state, SendInterrupted(Channel.PUSH, claim, "nh answered 503", **extra), now, RETRY)
+
+
+def test_a_transient_failure_schedules_a_retry_with_the_error_on_the_record() -> None:
+    step = interrupted_push(AUTO, T0)
+    [log, retry] = step.actions
+    assert isinstance(log, RecordOutcome) and log.outcome == "retry"
+    assert isinstance(retry, ScheduleRetry) and 7 <= retry.delay_seconds <= 10
+    after = step.state
+    assert after.status is Status.RETRYING and after.push == ChannelState()  # the claim is given back
+    assert (after.retry_at, after.attempts, after.failing_since) == (T0 + retry.delay_seconds, 1, T0)
+    assert after.last_error == "nh answered 503"
+    assert after.recover_at == after.retry_at + RETRY.claim_lease_seconds  # if the retry message is lost
+
+
+def test_retry_delays_grow_up_to_the_maximum_and_honour_retry_after() -> None:
+    state, now, delays = AUTO, T0, []
+    for attempt in range(8):
+        step = interrupted_push(state, now, claim=f"c{attempt}")
+        [retry] = [a for a in step.actions if isinstance(a, ScheduleRetry)]
+        delays.append(retry.delay_seconds)
+        state, now = step.state, step.state.retry_at
+    assert delays == sorted(delays[:5]) + delays[5:] and delays[0] <= 10 < delays[2]
+    assert all(d <= RETRY.retry_max_delay_seconds for d in delays) and delays[-1] > 200
+    honoured = interrupted_push(AUTO, T0, retry_after=120.0)
+    assert ScheduleRetry(120) in honoured.actions
+
+
+def test_after_the_horizon_the_next_failure_poisons_with_the_reason() -> None:
+    state = dataclasses.replace(
+        CANONICAL[Status.RETRYING], failing_since=T0 - RETRY.retry_horizon_seconds, attempts=12
+    )
+    step = interrupted_push(state, T0)
+    assert step.state.status is Status.POISONED and step.state.recover_at == 0.0
+    [_, poison] = step.actions
+    assert isinstance(poison, Poison) and poison.reason == step.state.reason
+    assert "13 attempts" in poison.reason and "nh answered 503" in poison.reason
+    # The last retry before the horizon is scheduled at the horizon, not after it.
+    late = dataclasses.replace(state, failing_since=T0 - RETRY.retry_horizon_seconds + 3)
+    assert ScheduleRetry(3) in interrupted_push(late, T0).actions
+
+
+def test_the_ttl_wins_over_retries() -> None:
+    expiring = dataclasses.replace(AUTO, expires_at=T0 + 4)
+    step = interrupted_push(expiring, T0)
+    assert ScheduleRetry(4) in step.actions  # the next attempt no later than the expiry ...
+    after_expiry = decide(step.state, Arrived("c2", OFFLINE), T0 + 5, RETRY)
+    assert after_expiry.state.status is Status.EXPIRED  # ... finds it expired
+    assert sends(after_expiry.actions) == []
+    claimed = decide(dataclasses.replace(AUTO, expires_at=T0 + 0.5), Arrived("c1", OFFLINE), T0, RETRY).state
+    expired = decide(claimed, SendInterrupted(Channel.PUSH, "c1", "503"), T0 + 1, RETRY)  # failed at expiry
+    assert expired.state.status is Status.EXPIRED
+    assert not any(isinstance(a, ScheduleRetry | Poison) for a in expired.actions)
+
+
+def test_a_retry_of_the_push_fallback_pushes_without_waiting_for_another_deadline() -> None:
+    sent = CANONICAL[Status.SENT_REALTIME]
+    claimed = decide(sent, DeadlinePassed("c1", OFFLINE), T0 + 10, RETRY)
+    step = decide(claimed.state, SendInterrupted(Channel.PUSH, "c1", "503"), T0 + 10, RETRY)
+    assert step.state.status is Status.RETRYING and step.state.realtime.sent
+    retry = decide(step.state, Arrived("c2", ONLINE), step.state.retry_at, RETRY)
+    assert retry.actions == (SendPush("c2"),) and retry.state.retry_at == 0.0
+
+
+def test_a_replayed_poison_message_tries_once_more_and_poisons_again_at_once_if_still_failing() -> None:
+    poisoned = CANONICAL[Status.POISONED]
+    replay = decide(poisoned, Arrived("c1", OFFLINE), T0, RETRY)
+    assert replay.state.status is Status.RETRYING and replay.actions == (SendPush("c1"),)
+    again = decide(replay.state, SendInterrupted(Channel.PUSH, "c1", "503"), T0, RETRY)
+    assert again.state.status is Status.POISONED and any(isinstance(a, Poison) for a in again.actions)
+    pushed = decide(replay.state, PushSent("c1", PushOutcome.PUSHED), T0, RETRY)
+    assert pushed.state.status is Status.PUSHED and pushed.state.recover_at == 0.0
+
+
+def test_a_repeated_decision_after_a_lost_answer_schedules_the_same_retry() -> None:
+    step = interrupted_push(AUTO, T0)
+    again = decide(step.state, SendInterrupted(Channel.PUSH, "c1", "503"), T0 + 0.2, RETRY)
+    assert again.state == step.state
+    assert effects(again.actions) == effects(step.actions)
+    late_other = decide(step.state, SendInterrupted(Channel.PUSH, "c9", "503"), T0, RETRY)
+    assert late_other.actions == () and late_other.state == step.state
+
+
+def test_a_dead_handlers_claim_is_due_for_recovery_after_its_lease_and_re_driven_once() -> None:
+    claimed = decide(new_state(Delivery.PUSH, None), Arrived("dead", OFFLINE), T0, RETRY).state
+    assert claimed.recover_at == T0 + RETRY.claim_lease_seconds
+    early = decide(claimed, Recovered("c1", OFFLINE), T0 + 5, RETRY)  # still held: the pass leaves it alone
+    assert sends(early.actions) == [] and early.state.push.claim_id == "dead"
+    step = decide(claimed, Recovered("c1", OFFLINE), claimed.recover_at + 1, RETRY)
+    assert step.name == "recovered" and step.actions == (SendPush("c1"),)
+    assert step.state.recover_at == claimed.recover_at + 1 + RETRY.claim_lease_seconds
+
+
+def test_a_lost_ack_deadline_is_re_driven_a_lease_after_it_was_due() -> None:
+    sent = decide(decide(AUTO, Arrived("c1", ONLINE), T0, RETRY).state, RealtimeSent("c1"), T0, RETRY).state
+    assert sent.recover_at == T0 + RETRY.ack_timeout_seconds + RETRY.claim_lease_seconds
+    step = decide(sent, Recovered("c2", ONLINE), sent.recover_at, RETRY)
+    assert step.actions == (SendPush("c2"),)
+    acked = decide(sent, Acked("c3"), T0 + 1, RETRY).state
+    assert acked.recover_at == 0.0
+
+
+def test_nothing_left_to_do_stops_the_recovery_pass_looking() -> None:
+    odd = dataclasses.replace(CANONICAL[Status.PUSHED], recover_at=T0 - 1)  # e.g. written by older code
+    step = decide(odd, Recovered("c1", ONLINE), T0, RETRY)
+    assert step.name == "recovery-idle" and step.state.recover_at == 0.0 and step.actions == ()
+
+
+def test_a_permanent_in_app_failure_in_both_is_not_retried_by_the_recovery_pass() -> None:
+    both = decide(new_state(Delivery.BOTH, None), Arrived("c1", OFFLINE), T0, RETRY).state
+    failed = decide(both, SendFailed(Channel.REALTIME, "c1", "403"), T0, RETRY).state
+    pushed = decide(failed, PushSent("c1", PushOutcome.PUSHED), T0, RETRY).state
+    assert pushed.recover_at == 0.0

@@ -30,6 +30,7 @@ EXPECTED = {
     },
     "inbox_delete": {"type": "httpTrigger", "route": "inbox/items/{notificationId}", "methods": ["DELETE"]},
     "inbox_sweep": {"type": "timerTrigger", "schedule": "%INBOX_SWEEP_SCHEDULE%"},
+    "recover_deliveries": {"type": "timerTrigger", "schedule": "%RECOVERY_SCHEDULE%"},
 }
 
 
