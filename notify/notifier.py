@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -255,6 +256,52 @@ class Notifier:
         view = self._view(self._users.read(notification.user_id), notification, self._now())
         logger.info("recovering notification %s (status %s)", notification.notification_id, record.status)
         self._run(record, Recovered(new_claim_id(), view), notification, view)
+
+    def reschedule_after_error(
+        self, notification: Notification, error: TransientError, first_enqueued_at: float | None = None
+    ) -> None:
+        """A handling failed transiently outside the sends (Table storage unavailable, say), so no record
+        could say ``retrying``: re-enqueue the notification with a growing delay, or put it in the poison
+        queue with the reason once it is older than the retry horizon (or its TTL ran out).
+
+        The age is counted from the producer's ``enqueuedAt``, else from ``first_enqueued_at`` (the queue
+        message's insertion time), which the re-enqueued copy then carries as its ``enqueuedAt``: the delay
+        roughly doubles with each attempt (the age, between the retry delay and its maximum) without a
+        counter stored anywhere. Raises ``error`` when there is no queue to re-schedule on, and a
+        TransientError when the queue refuses too: the Functions host retries the message then.
+        """
+        if self._recheck is None or self._poison is None:
+            raise error
+        now = self._now()
+        enqueued_at = notification.enqueued_at or first_enqueued_at or now
+        if notification.enqueued_at is None:
+            notification = dataclasses.replace(notification, enqueued_at=enqueued_at)
+        rules = self._rules
+        age = max(0.0, now - enqueued_at)
+        horizon_end = enqueued_at + rules.retry_horizon_seconds
+        expires_at = enqueued_at + notification.ttl_seconds if notification.ttl_seconds else math.inf
+        if now >= expires_at or now >= horizon_end:
+            why = "its ttlSeconds ran out" if now >= expires_at else (
+                f"retry horizon {rules.retry_horizon_seconds} s since it was enqueued"
+            )
+            reason = f"gave up after {age:.0f} s ({why}); last error: {error.message}"
+            self._poison.put(
+                envelope(format_message(notification), reason, notification_id=notification.notification_id,
+                         user_id=notification.user_id, attempts=0, failing_since=0.0, poisoned_at=now)
+            )
+            logger.error("notification %s moved to the poison queue: %s",
+                         notification.notification_id, reason)
+            return
+        delay = min(max(float(rules.retry_delay_seconds), age), float(rules.retry_max_delay_seconds))
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        delay = max(1.0, min(delay, horizon_end - now, expires_at - now))
+        try:
+            self._recheck.send_message(format_message(notification), visibility_timeout=math.ceil(delay))
+        except AzureError as exc:
+            raise translate_azure_error(exc, "queue storage", "re-schedule notification") from exc
+        logger.warning("notification %s failed outside the sends (%s); re-scheduled in %d s",
+                       notification.notification_id, error.message, math.ceil(delay))
 
     def _view(self, user: UserState, notification: Notification, now: float) -> UserView:
         """What the preferences and the user's state say for this notification now."""

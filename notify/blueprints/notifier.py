@@ -21,7 +21,7 @@ from notify.realtime import get_realtime_sender
 from notify.recovery import RecoveryPass
 from notify.user_state import get_user_directory
 from shared.clients import get_queue_client, get_table_client
-from shared.errors import InvalidMessageError
+from shared.errors import InvalidMessageError, TransientError
 from shared.json_input import JsonInputError, parse_json
 from shared.retry import RetryPolicy
 from shared.settings import Settings, get_settings
@@ -55,7 +55,10 @@ def recover_deliveries(timer: func.TimerRequest) -> None:
 def process_notification_message(
     msg: func.QueueMessage, notifier: Notifier, poison_queue: QueueClient
 ) -> None:
-    """Parse and deliver; an invalid message goes to the poison queue at once (TransientError propagates).
+    """Parse and deliver; an invalid message goes to the poison queue at once.
+
+    A transient failure outside the sends is re-scheduled (:meth:`Notifier.reschedule_after_error`); the
+    TransientError propagates (the host retries the message) only when that cannot be done either.
 
     ``poison_queue`` must encode with ``BinaryBase64EncodePolicy`` (the original bytes are re-enqueued).
     """
@@ -71,7 +74,15 @@ def process_notification_message(
         )
         _send_to_poison(poison_queue, body)
         return
-    notifier.handle(notification)
+    try:
+        notifier.handle(notification)
+    except TransientError as exc:  # outside the sends (those re-schedule themselves): e.g. Table storage
+        notifier.reschedule_after_error(notification, exc, _insertion_time(msg))
+
+
+def _insertion_time(msg: func.QueueMessage) -> float | None:
+    inserted = msg.insertion_time
+    return inserted.timestamp() if inserted is not None else None
 
 
 def process_deadline_message(

@@ -10,15 +10,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import socket
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
 from azure.functions.queue import QueueMessage
 
-from devstack.azurite import RunningAzurite
+from devstack.azurite import RunningAzurite, connection_string
 from notify.__main__ import main as notify_cli
 from notify.blueprints.notifier import process_notification_message
 from notify.deliveries import DeliveryStore
@@ -27,6 +31,7 @@ from notify.message import parse_message
 from notify.notifier import Notifier
 from notify.poison import ENVELOPE_KEY, PoisonQueue
 from notify.recovery import RecoveryPass
+from notify.user_state import UserDirectory
 from shared.errors import TransientError
 from tests.integration.app.test_notifier import ACK_TIMEOUT, Stack, notification, queue_message, status_of
 
@@ -262,3 +267,79 @@ def test_rows_are_found_by_their_recovery_moment_only(stack: Stack) -> None:
         dead_handler_claim(stack, notification("xia", delivery="push"), now + offset - LEASE)
     due = store.due_for_recovery(now, limit=10)
     assert [record.state.push.claimed_at + LEASE for record in due] == [now - 5.0]
+
+
+@contextlib.contextmanager
+def tables_down(stack: Stack, clock: Clock) -> Iterator[Notifier]:
+    """A notifier whose Table storage refuses every connection (a port held bound but not listening, so
+    nothing else can take it); its queues are the stack's."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        dead = connection_string("127.0.0.1", port, port, port)
+        deliveries = TableClient.from_connection_string(dead, "deliveries", retry_total=0)
+        devices = TableClient.from_connection_string(dead, "devices", retry_total=0)
+        with deliveries, devices:
+            yield Notifier(
+                DeliveryStore(deliveries), UserDirectory(devices), stack.realtime, stack.push,
+                stack.deadlines, ACK_TIMEOUT, clock=clock, recheck_queue=stack.notifications,
+                claim_lease_seconds=LEASE,
+                retry_delay_seconds=1, retry_max_delay_seconds=4, retry_horizon_seconds=HORIZON,
+                poison_queue=PoisonQueue(stack.poison),
+            )
+
+
+def inserted_message(document: dict[str, Any], inserted: float) -> QueueMessage:
+    body = json.dumps(document).encode()
+    return QueueMessage(  # type: ignore[no-untyped-call]
+        id=str(uuid.uuid4()), body=body, dequeue_count=1, insertion_time=datetime.fromtimestamp(inserted, UTC)
+    )
+
+
+def test_a_table_storage_outage_re_schedules_the_message_instead_of_failing_it(stack: Stack) -> None:
+    clock = Clock()
+    stack.register_device("yan")
+    document = notification("yan", delivery="push")
+    del document["enqueuedAt"]  # a producer that does not stamp it: the queue's insertion time counts
+    inserted = clock.now - 2
+    with tables_down(stack, clock) as notifier:
+        process_notification_message(inserted_message(document, inserted), notifier, stack.poison)
+    assert stack.notifications.peek_messages() == []  # re-enqueued invisible, for the retry delay
+    retry = take_queued(stack)
+    copy = json.loads(retry.get_body())
+    assert copy["notificationId"] == document["notificationId"]
+    assert copy["enqueuedAt"] == pytest.approx(inserted, abs=1e-3)
+    assert poisoned_messages(stack) == [] and stack.pushes_to("yan") == []
+
+    process_notification_message(retry, notifier_for(stack, clock), stack.poison)  # the tables are back
+    assert status_of(stack, document) is Status.PUSHED and len(stack.pushes_to("yan")) == 1
+
+
+def test_a_table_storage_outage_past_the_horizon_poisons_with_the_reason_and_replays_once(
+    stack: Stack, azurite: RunningAzurite
+) -> None:
+    clock = Clock()
+    stack.register_device("zed")
+    document = notification("zed", delivery="push", enqueuedAt=clock.now - HORIZON - 1)
+    with tables_down(stack, clock) as notifier:
+        process_notification_message(queue_message(document), notifier, stack.poison)
+    [message] = poisoned_messages(stack)
+    wrapped = json.loads(message.content)
+    assert wrapped[ENVELOPE_KEY] == 1 and wrapped["notificationId"] == document["notificationId"]
+    assert f"retry horizon {HORIZON} s" in wrapped["reason"] and "ServiceRequestError" in wrapped["reason"]
+    assert stack.notifications.peek_messages() == []  # not re-scheduled as well
+
+    assert cli(stack, azurite.connection_string, "poison", "replay", "--id", document["notificationId"]) == 0
+    process_notification_message(take_queued(stack), notifier_for(stack, clock), stack.poison)
+    assert status_of(stack, document) is Status.PUSHED and len(stack.pushes_to("zed")) == 1
+    assert poisoned_messages(stack) == []
+
+
+def test_an_expired_notification_is_not_re_scheduled_during_a_table_outage(stack: Stack) -> None:
+    clock = Clock()
+    document = notification("abe", delivery="push", ttlSeconds=60, enqueuedAt=clock.now - 61)
+    with tables_down(stack, clock) as notifier:
+        process_notification_message(queue_message(document), notifier, stack.poison)
+    [message] = poisoned_messages(stack)
+    assert "ttlSeconds ran out" in json.loads(message.content)["reason"]
+    assert stack.notifications.peek_messages() == []
