@@ -14,9 +14,10 @@ into a :class:`~notify.delivery_machine.UserView` by :func:`notify.preferences.c
 Sends are retried within the retry policy; a transient failure that outlives it is reported as
 ``SendInterrupted``: the machine gives the claims back and re-schedules the notification (a delayed
 re-enqueue, ``ScheduleRetry``) until the retry horizon, then poisons it (``Poison``: an envelope with the
-reason in ``<queue>-poison``); a retract gets another try by deadline. The invocation itself succeeds, so
-the Functions host's own retries (``maxDequeueCount``) are left for errors outside the sends, such as Table
-storage being unavailable. :meth:`Notifier.recover` re-drives a row the recovery pass
+reason in ``<queue>-poison``); a retract gets another try by deadline. The invocation itself succeeds. A
+transient error outside the sends (Table storage unavailable) is re-scheduled by
+:meth:`Notifier.reschedule_after_error`, so the Functions host's own retries (``maxDequeueCount``) are left
+for permanent errors and an unwritable queue. :meth:`Notifier.recover` re-drives a row the recovery pass
 (:mod:`notify.recovery`) found stuck.
 """
 

@@ -6,10 +6,10 @@ Three kinds of message end there, and :func:`read_entry` tells them apart:
   (``RETRY_HORIZON_SECONDS``) and still failed: a JSON object ``{"notifyPoison": 1, "reason", "poisonedAt",
   "notificationId", "userId", "attempts", "failingSince", "message"}`` whose ``message`` is the
   notification as the notifications queue takes it (schema v1). The delivery record says ``poisoned``
-  with the same reason;
+  with the same reason (unless Table storage was what failed: then there may be no record to say it);
 * **invalid messages** the notifier refused at once (not JSON, schema violations): the original body;
-* messages the **Functions host** moved after ``maxDequeueCount`` failed attempts (an error the notifier
-  does not re-schedule, e.g. Table storage unavailable): the original body.
+* messages the **Functions host** moved after ``maxDequeueCount`` failed attempts (a permanent error such
+  as a 403, or the queue itself unavailable, so that nothing could be re-scheduled): the original body.
 
 A replay (:meth:`PoisonQueue.replay`) re-enqueues the notification on the notifications queue and then
 deletes the poison message. It never doubles a delivery: the notifier recognises a notificationId it has
