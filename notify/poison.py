@@ -117,7 +117,9 @@ def read_entry(message_id: str, inserted_on: datetime | None, body: bytes) -> Po
             _text(document.get("notificationId")), _text(document.get("userId")), message, True, True,
         )
     try:
-        notification = parse_message(body)
+        # With the poison message's id as a stand-in, a valid message without a notificationId still
+        # parses (it is replayable, but only by force: its original id is gone).
+        notification = parse_message(body, message_id or "poison")
     except InvalidMessageError as exc:
         where = f" (field {exc.field})" if exc.field else ""
         reason = f"invalid message: {exc.message}{where}"
