@@ -55,6 +55,7 @@ from notify.delivery_machine import (
 )
 from notify.model import Delivery
 from notify.preferences import Gate, GateKind
+from shared.settings import DEFAULTS
 
 RULES = Rules(ack_timeout_seconds=10, claim_lease_seconds=120, recheck_seconds=5, retry_horizon_seconds=60)
 T0 = 1_000.0
@@ -969,3 +970,31 @@ def test_a_permanent_in_app_failure_in_both_is_not_retried_by_the_recovery_pass(
     failed = decide(both, SendFailed(Channel.REALTIME, "c1", "403"), T0, RETRY).state
     pushed = decide(failed, PushSent("c1", PushOutcome.PUSHED), T0, RETRY).state
     assert pushed.recover_at == 0.0
+
+
+def test_a_five_minute_outage_at_the_default_settings_poisons_nothing_and_pushes_once_after_it() -> None:
+    rules = Rules(
+        ack_timeout_seconds=int(DEFAULTS["ACK_TIMEOUT_SECONDS"]),
+        claim_lease_seconds=float(DEFAULTS["CLAIM_LEASE_SECONDS"]),
+        retry_delay_seconds=int(DEFAULTS["RETRY_DELAY_SECONDS"]),
+        retry_max_delay_seconds=int(DEFAULTS["RETRY_MAX_DELAY_SECONDS"]),
+        retry_horizon_seconds=int(DEFAULTS["RETRY_HORIZON_SECONDS"]),
+    )
+    budget = float(DEFAULTS["RETRY_BUDGET_SECONDS"])  # each attempt spends its in-invocation retries
+    outage_end = T0 + 300
+    state, now, pushes, attempt = AUTO, T0, [], 0
+    while state.status is not Status.PUSHED:
+        attempt += 1
+        claimed = decide(state, Arrived(f"c{attempt}", OFFLINE), now, rules)
+        assert claimed.actions == (SendPush(f"c{attempt}"),), claimed
+        now += budget
+        if now < outage_end:
+            step = decide(claimed.state, SendInterrupted(Channel.PUSH, f"c{attempt}", "503"), now, rules)
+            assert step.state.status is Status.RETRYING
+            assert not any(isinstance(a, Poison) for a in step.actions)
+            state, now = step.state, step.state.retry_at
+        else:
+            pushes.append(now)
+            state = decide(claimed.state, PushSent(f"c{attempt}", PushOutcome.PUSHED), now, rules).state
+    assert len(pushes) == 1 and pushes[0] - outage_end <= rules.retry_max_delay_seconds + budget
+    assert state.recover_at == 0.0 and attempt <= 8, (attempt, pushes[0] - outage_end)
