@@ -32,14 +32,16 @@ class AzuriteNotInstalled(RuntimeError):
     """Azurite's npm package is missing; ``make dev`` / ``make test`` install it (npm ci)."""
 
 
-def connection_string(host: str, blob_port: int, queue_port: int, table_port: int) -> str:
+def connection_string(
+    host: str, blob_port: int, queue_port: int, table_port: int, scheme: str = "http"
+) -> str:
     """The storage connection string for an Azurite listening on the given ports."""
     return (
-        "DefaultEndpointsProtocol=http;"
+        f"DefaultEndpointsProtocol={scheme};"
         f"AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
-        f"BlobEndpoint=http://{host}:{blob_port}/{ACCOUNT_NAME};"
-        f"QueueEndpoint=http://{host}:{queue_port}/{ACCOUNT_NAME};"
-        f"TableEndpoint=http://{host}:{table_port}/{ACCOUNT_NAME};"
+        f"BlobEndpoint={scheme}://{host}:{blob_port}/{ACCOUNT_NAME};"
+        f"QueueEndpoint={scheme}://{host}:{queue_port}/{ACCOUNT_NAME};"
+        f"TableEndpoint={scheme}://{host}:{table_port}/{ACCOUNT_NAME};"
     )
 
 
@@ -64,11 +66,18 @@ class RunningAzurite:
     table_port: int
     location: Path
     _temporary_location: bool = False
+    https: bool = False
 
     @property
     def connection_string(self) -> str:
         """Connection string for the SDKs and the Functions host (``AzureWebJobsStorage``)."""
-        return connection_string(self.host, self.blob_port, self.queue_port, self.table_port)
+        scheme = "https" if self.https else "http"
+        return connection_string(self.host, self.blob_port, self.queue_port, self.table_port, scheme)
+
+    @property
+    def queue_endpoint(self) -> str:
+        """The queue service URL (``.../devstoreaccount1``)."""
+        return f"{'https' if self.https else 'http'}://{self.host}:{self.queue_port}/{ACCOUNT_NAME}"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop Azurite and everything it started; remove its temporary folder."""
@@ -94,10 +103,14 @@ def start_azurite(
     in_memory: bool = True,
     log_file: Path | None = None,
     timeout: float = 60.0,
+    certificate: tuple[Path, Path] | None = None,
+    oauth: bool = False,
 ) -> RunningAzurite:
     """Start Azurite on the given ports (0 = a free port) and wait until all three services answer.
 
     ``in_memory`` keeps data in memory (tests); otherwise data lives in ``location`` (local runs).
+    ``certificate`` (cert and key PEM files) serves HTTPS; ``oauth`` then also accepts bearer tokens
+    (``--oauth basic``: format, lifetime, issuer and audience are checked, not the signature).
     Raises AzuriteNotInstalled, or RuntimeError/TimeoutError when it does not come up.
     """
     executable = azurite_executable()
@@ -114,6 +127,12 @@ def start_azurite(
         "--disableProductStyleUrl",
         "--disableTelemetry",  # else it posts usage data to Azure Application Insights
     ]
+    if certificate is not None:
+        args += ["--cert", str(certificate[0]), "--key", str(certificate[1])]
+    if oauth:
+        if certificate is None:
+            raise ValueError("Azurite accepts OAuth only over HTTPS: pass a certificate")
+        args += ["--oauth", "basic"]
     # Azurite refuses --location together with --inMemoryPersistence.
     args += ["--inMemoryPersistence"] if in_memory else ["--location", str(folder)]
     if log_file is None:
@@ -128,7 +147,9 @@ def start_azurite(
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so stop() also ends node's children
     )
-    running = RunningAzurite(process, host, ports[0], ports[1], ports[2], folder, temporary)
+    running = RunningAzurite(
+        process, host, ports[0], ports[1], ports[2], folder, temporary, https=certificate is not None
+    )
     try:
         running.blob_port, running.queue_port, running.table_port = _wait_until_listening(process, timeout)
     except BaseException:

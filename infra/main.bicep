@@ -119,6 +119,9 @@ param notificationsQueueName string = 'notifications'
 @description('Queue of ack-deadline messages.')
 param deadlinesQueueName string = 'notification-deadlines'
 
+@description('Queue of delivery events waiting to be POSTed to the webhook (exists even with webhooks off).')
+param webhookQueueName string = 'notification-webhooks'
+
 @description('Table of delivery records.')
 param deliveriesTableName string = 'deliveries'
 
@@ -164,6 +167,47 @@ param authOidcAudience string = ''
 
 @description('JWKS URL (default: discovered from the issuer).')
 param authOidcJwksUrl string = ''
+
+@description('Management API (backends): issuer of the backend tokens. Empty: the user issuer (authOidcIssuer).')
+param authManageIssuer string = ''
+
+@description('Management API: the audience backend tokens are issued for (e.g. api://notify-manage); must differ from authOidcAudience. Empty: the management API refuses every request.')
+param authManageAudience string = ''
+
+@description('Management API: JWKS URL (default: discovered from the issuer).')
+param authManageJwksUrl string = ''
+
+@description('Management API: the app role a backend token must carry in its roles claim.')
+param authManageRole string = 'Notify.Manage'
+
+// ---- webhooks and telemetry ------------------------------------------------------------------------
+
+@description('Delivery webhooks: the https URL every delivery event is POSTed to. Empty: webhooks off.')
+param webhookUrl string = ''
+
+@description('Delivery webhooks: the signing secret (whsec_<base64>, python -m notify webhook-secret); stored in Key Vault. Required with webhookUrl.')
+@secure()
+param webhookSecret string = ''
+
+@description('Delivery webhooks: seconds an event is retried before it goes to the poison queue.')
+@minValue(60)
+@maxValue(604800)
+param webhookRetrySeconds int = 86400
+
+@description('Delivery webhooks: seconds before the first retry (doubling, at most an hour).')
+@minValue(1)
+@maxValue(3600)
+param webhookBackoffSeconds int = 10
+
+@description('Where the app sends OpenTelemetry traces and metrics: auto (Application Insights here).')
+@allowed([
+  'auto'
+  'azure_monitor'
+  'otlp'
+  'console'
+  'none'
+])
+param telemetryExporter string = 'auto'
 
 @description('Claim holding the user id.')
 param authUserClaim string = 'sub'
@@ -224,6 +268,8 @@ var queueNames = [
   '${notificationsQueueName}-poison'
   deadlinesQueueName
   '${deadlinesQueueName}-poison'
+  webhookQueueName
+  '${webhookQueueName}-poison'
 ]
 var tableNames = [
   deliveriesTableName
@@ -303,6 +349,19 @@ module keyVault 'modules/key-vault.bicep' = {
   }
 }
 
+// The webhook signing secret lives in Key Vault like the Notification Hubs connection string.
+var webhookSecretEnabled = !empty(webhookSecret)
+
+module webhookSecretStore 'modules/key-vault-secret.bicep' = if (webhookSecretEnabled) {
+  name: 'webhook-secret'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    secretName: 'webhook-secret'
+    secretValue: webhookSecret
+    contentType: 'Delivery webhook signing secret (Standard Webhooks, whsec_)'
+  }
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   params: {
@@ -345,6 +404,10 @@ var appSettings = {
   AUTH_OIDC_ISSUER: authOidcIssuer
   AUTH_OIDC_AUDIENCE: authOidcAudience
   AUTH_OIDC_JWKS_URL: authOidcJwksUrl
+  AUTH_MANAGE_ISSUER: authManageIssuer
+  AUTH_MANAGE_AUDIENCE: authManageAudience
+  AUTH_MANAGE_JWKS_URL: authManageJwksUrl
+  AUTH_MANAGE_ROLE: authManageRole
   AUTH_USER_CLAIM: authUserClaim
   AUTH_APP_SERVICE_ENABLED: string(authAppServiceEnabled)
   RETRY_MAX_ATTEMPTS: string(retryMaxAttempts)
@@ -359,7 +422,13 @@ var appSettings = {
   // wait on HTTP (tables, Web PubSub, Notification Hubs); the runtime's default, min(32, cores + 4), would run
   // only a few of the 24 messages a queue trigger takes at a time (host.json batchSize + newBatchThreshold).
   PYTHON_THREADPOOL_THREAD_COUNT: '32'
-  // Read by the Functions host, not by the app: telemetry with Entra ID.
+  WEBHOOK_URL: webhookUrl
+  WEBHOOK_SECRET: webhookSecretEnabled ? '@Microsoft.KeyVault(SecretUri=${webhookSecretStore.outputs.secretUri})' : ''
+  WEBHOOK_QUEUE: webhookQueueName
+  WEBHOOK_RETRY_SECONDS: string(webhookRetrySeconds)
+  WEBHOOK_BACKOFF_SECONDS: string(webhookBackoffSeconds)
+  // Read by the app (shared/observability.py) and by the Functions host: telemetry with Entra ID.
+  TELEMETRY_EXPORTER: telemetryExporter
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
 }

@@ -52,8 +52,8 @@ ERROR_CODES: dict[str, bool] = {
 class AckRecorder(Protocol):
     """Records an ack (``notify.notifier.Notifier``)."""
 
-    def handle_ack(self, user_id: str, notification_id: str) -> bool:
-        """Record the ack; False when the user has no such notification."""
+    def handle_ack(self, user_id: str, notification_id: str, connection_id: str = "") -> bool:
+        """Record the ack (made on ``connection_id``); False when the user has no such notification."""
         ...
 
 
@@ -68,11 +68,18 @@ class AckRejected(Exception):
 
 def parse_ack(request: str | bytes) -> tuple[str, str]:
     """The (user id, notificationId) of an ``ack`` event; raise AckRejected (malformed/unauthenticated)."""
+    user_id, notification_id, _ = _parse(request)
+    return user_id, notification_id
+
+
+def _parse(request: str | bytes) -> tuple[str, str, str]:
+    """(user id, notificationId, connection id or "") of an ``ack`` event; raise AckRejected."""
     event = _json(request, "the event")
     if not isinstance(event, dict):
         raise AckRejected("malformed", "the event is not a JSON object")
     context = event.get("connectionContext")
     user_id = context.get("userId") if isinstance(context, dict) else None
+    connection_id = context.get("connectionId") if isinstance(context, dict) else None
     data = event.get("data")
     if isinstance(data, str | bytes):
         if len(data) > MAX_ACK_BYTES:
@@ -91,15 +98,15 @@ def parse_ack(request: str | bytes) -> tuple[str, str]:
             f"notificationId must be a string of 1-{MAX_NOTIFICATION_ID_LENGTH} letters, digits, "
             "'.', '_', ':' and '-'",
         )
-    return user_id, named
+    return user_id, named, connection_id if isinstance(connection_id, str) else ""
 
 
 def answer_ack(request: str | bytes, notifier: AckRecorder) -> dict[str, Any]:
     """Record the ack in ``request`` and return the user-event response that answers it; never raises."""
     notification_id: str | None = None
     try:
-        user_id, notification_id = parse_ack(request)
-        if not notifier.handle_ack(user_id, notification_id):
+        user_id, notification_id, connection_id = _parse(request)
+        if not notifier.handle_ack(user_id, notification_id, connection_id):
             raise AckRejected("unknown_notification", "this user has no such notification", notification_id)
         return ack_response(notification_id)
     except AckRejected as rejected:

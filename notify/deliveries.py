@@ -14,12 +14,14 @@ holds at most 32K UTF-16 characters while a message may carry 48 KB), the delive
 ``enqueuedAt`` / ``acceptedAt``, ``critical``, and the state: ``status``, per channel (realtime, push,
 retract) ``<channel>ClaimId``, ``<channel>ClaimedAt``, ``<channel>SentAt`` (unix seconds, 0 = not yet),
 ``pushOutcome``, ``ackedAt``, ``readAt``, ``archivedAt``, ``nhNotificationId``, ``suppressedRule``,
-``deferredUntil`` and ``deferredBy``; while retrying ``retryAt`` (the next attempt), ``attempts``,
-``failingSince``, ``lastError`` and ``retryClaimId``; ``reason`` (why it failed or went to the poison queue)
-and ``poisonedAt``; ``recoverAt``, when the recovery pass should look at the row (0 or absent = never;
-:meth:`DeliveryStore.due_for_recovery` queries it). A new state field is a new column here (with its
-default for older rows, which read as if the field had never been set); the retry and recovery columns
-still at their default are left out of the insert.
+``deferredUntil``, ``deferredBy`` and ``timeline`` (the delivery timeline as JSON text, bounded to
+:data:`MAX_TIMELINE_CHARS`; it changes together with the state, so it costs no request of its own), plus
+``traceparent`` (the trace later events of the notification join); while retrying ``retryAt`` (the next
+attempt), ``attempts``, ``failingSince``, ``lastError`` and ``retryClaimId``; ``reason`` (why it failed or
+went to the poison queue) and ``poisonedAt``; ``recoverAt``, when the recovery pass should look at the row
+(0 or absent = never; :meth:`DeliveryStore.due_for_recovery` queries it). A new state field is a new column
+here (with its default for older rows, which read as if the field had never been set); the retry and
+recovery columns still at their default are left out of the insert.
 
 The row is also the notification's **inbox item** (:mod:`notify.inbox`): the insert carries ``type``,
 ``inbox`` (false for a message that must not be listed) and ``inboxPending`` (true: not yet in the user's
@@ -36,8 +38,11 @@ TransientError, anything else UpstreamError.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -53,14 +58,23 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from notify.delivery_machine import Channel, ChannelState, DeliveryState, PushOutcome, Status
+from notify.delivery_machine import Channel, ChannelState, DeliveryState, PushOutcome, Status, TimelineEntry
 from notify.inbox_model import LISTED, PENDING, TYPE, is_reserved_row_key
 from notify.model import Delivery, Notification
 from shared.clients import CONDITIONAL_WRITE_RETRY
-from shared.errors import TransientError, UpstreamError
+from shared.errors import BadRequestError, TransientError, UpstreamError
 from shared.user_keys import user_key
 
+logger = logging.getLogger(__name__)
 SERVICE = "table storage"
+#: Longest timeline column: a string property holds at most 32K UTF-16 characters (64 KiB).
+MAX_TIMELINE_CHARS = 30_000
+#: Columns a listing reads: everything but the content and the claims.
+SUMMARY_COLUMNS = (
+    "PartitionKey", "RowKey", "userId", "delivery", "status", "enqueuedAt", "acceptedAt", "ttlSeconds",
+    "realtimeSentAt", "pushSentAt", "ackedAt", "readAt", "archivedAt", "pushOutcome", "nhNotificationId",
+    "timeline",
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ class DeliveryRecord:
             enqueued_at=enqueued,
             critical=bool(self.entity.get("critical", False)),
             inbox=self.entity.get(LISTED) is not False,
+            traceparent=str(self.entity.get("traceparent") or "") or None,
         )
 
 
@@ -161,6 +176,7 @@ def state_from_entity(entity: Mapping[str, Any]) -> DeliveryState:
         reason=text("reason"),
         poisoned_at=number("poisonedAt"),
         recover_at=number("recoverAt"),
+        timeline=timeline_from_column(entity.get("timeline")),
     )
 
 
@@ -171,6 +187,33 @@ OPTIONAL_COLUMNS: dict[str, Any] = {
     "poisonedAt": 0.0, "recoverAt": 0.0,
 }
 MAX_ERROR_CHARS = 1024  # error texts are for operators; a Table string property could hold 32K characters
+
+
+def timeline_from_column(raw: object) -> tuple[TimelineEntry, ...]:
+    """The timeline stored in a row's ``timeline`` column (entries that do not parse are skipped)."""
+    if not isinstance(raw, str) or not raw:
+        return ()
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        logger.warning("a delivery timeline column is not JSON; shown as empty")
+        return ()
+    items = document if isinstance(document, list) else []
+    return tuple(entry for entry in map(TimelineEntry.from_dict, items) if entry is not None)
+
+
+def timeline_column(timeline: Iterable[TimelineEntry]) -> str:
+    """The ``timeline`` column for ``timeline``; the oldest entries after the first go when it is too long."""
+    entries = [entry.to_dict() for entry in timeline]
+    text = _json(entries)
+    while len(text) > MAX_TIMELINE_CHARS and len(entries) > 2:
+        del entries[1]
+        text = _json(entries)
+    return text
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def state_columns(state: DeliveryState) -> dict[str, Any]:
@@ -201,6 +244,8 @@ def state_columns(state: DeliveryState) -> dict[str, Any]:
         poisonedAt=float(state.poisoned_at),
         recoverAt=float(state.recover_at),
     )
+    if state.timeline:
+        columns["timeline"] = timeline_column(state.timeline)
     return columns
 
 
@@ -242,6 +287,8 @@ class DeliveryStore:
             PENDING: notification.inbox,
             **{k: v for k, v in state_columns(state).items() if OPTIONAL_COLUMNS.get(k, ...) != v},
         }
+        if notification.traceparent:
+            entity["traceparent"] = notification.traceparent
         try:
             metadata = self._table.create_entity(entity, **CONDITIONAL_WRITE_RETRY)
         except ResourceExistsError:
@@ -310,6 +357,58 @@ class DeliveryStore:
         except AzureError as exc:
             _raise_translated(exc, "query deliveries due for recovery")
         return found
+    def list_for_user(
+        self,
+        user_id: str,
+        statuses: Iterable[Status] = (),
+        limit: int = 25,
+        continuation: str | None = None,
+    ) -> tuple[list[DeliveryRecord], str | None]:
+        """One page of the user's delivery rows (in notificationId order), optionally of some statuses only.
+
+        Returns the rows and the continuation token of the next page (None on the last). Raises
+        BadRequestError for a continuation token this method did not hand out, TransientError /
+        UpstreamError when the table fails.
+        """
+        wanted = sorted({Status(s) for s in statuses})
+        parameters: dict[str, Any] = {"pk": user_key(user_id)}
+        query = "PartitionKey eq @pk"
+        if wanted:
+            parameters.update({f"s{i}": status.value for i, status in enumerate(wanted)})
+            # Spaces around the parentheses: the SDK finds @names by splitting the filter on spaces.
+            query += " and ( " + " or ".join(f"status eq @s{i}" for i in range(len(wanted))) + " )"
+        token = _decode_continuation(continuation) if continuation else None
+        try:
+            # The tables SDK's continuation token is a dict (next PartitionKey/RowKey), not the str it types.
+            pages: Any = self._table.query_entities(
+                query, parameters=parameters, select=list(SUMMARY_COLUMNS), results_per_page=limit
+            ).by_page(continuation_token=token)  # type: ignore[arg-type]
+            page = list(next(pages, []))
+            next_token = pages.continuation_token
+        except AzureError as exc:
+            _raise_translated(exc, "list deliveries")
+        # Rows of other kinds may share the user's partition (e.g. an inbox): only delivery rows count.
+        rows = [DeliveryRecord(dict(e), str(e.metadata.get("etag", ""))) for e in page if _is_delivery(e)]
+        return rows, _encode_continuation(next_token) if next_token else None
+
+
+def _is_delivery(entity: Mapping[str, Any]) -> bool:
+    return isinstance(entity.get("delivery"), str) and isinstance(entity.get("status"), str)
+
+
+def _encode_continuation(token: Any) -> str:
+    return base64.urlsafe_b64encode(_json(token).encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _decode_continuation(text: str) -> dict[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        token = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        token = None
+    if not (isinstance(token, dict) and token and all(isinstance(v, str) for v in token.values())):
+        raise BadRequestError("continuationToken is not one this API handed out", field="continuationToken")
+    return {str(k): v for k, v in token.items()}
 
 
 def _raise_translated(exc: AzureError, what: str) -> NoReturn:

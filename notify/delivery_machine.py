@@ -48,8 +48,13 @@ queue trigger's ten-minute receive lease to give the message back.
 **The table.** :data:`TRANSITIONS` maps every (status, event type) pair to a handler. A new status or
 event is an addition there: add the enum member or event class, a handler, and its rows;
 ``tests/unit/app/test_delivery_machine.py`` fails until every pair has a row. Each :class:`Transition`
-carries a stable ``name`` and a human ``reason``, so a delivery timeline has one place to be added
-(:func:`decide`).
+carries a stable ``name``, a human ``reason`` and machine-readable ``details``.
+
+**The timeline.** Every transition that changes the state is recorded in the state itself, in one place:
+:func:`decide` appends a :class:`TimelineEntry` (time, name, resulting status, reason, details) to
+``DeliveryState.timeline``. A new status or event therefore gets timeline entries without further work. The
+timeline is bounded (:data:`MAX_TIMELINE_ENTRIES`: the first entry and the newest ones are kept) and takes no
+part in state comparisons, so "did the state change" still means "did a decision-relevant field change".
 """
 
 from __future__ import annotations
@@ -58,8 +63,8 @@ import dataclasses
 import hashlib
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -152,6 +157,52 @@ class ChannelState:
         return max(0.0, self.claimed_at + lease - now)
 
 
+#: Entries a timeline keeps: the first (``accepted``) and the newest ones. A normal delivery has 3 to 6;
+#: the bound only matters for a record that keeps failing and being retried.
+MAX_TIMELINE_ENTRIES = 40
+#: Longest reason kept in an entry (errors from services can be long).
+MAX_REASON_LENGTH = 300
+
+Detail = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One recorded transition of a delivery: when, what (``name``), the status after it, and why."""
+
+    seq: int  # 0 for the first entry of a record, one more for each entry after it
+    at: float  # unix seconds
+    name: str  # the Transition's name, e.g. "accepted", "claim", "realtime-sent", "push-sent"
+    status: str  # the Status value after the transition
+    reason: str
+    details: Mapping[str, Detail] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as stored and shown: ``{"seq", "at", "name", "status", "reason", "details"?}``."""
+        entry: dict[str, Any] = {
+            "seq": self.seq, "at": self.at, "name": self.name, "status": self.status, "reason": self.reason,
+        }
+        if self.details:
+            entry["details"] = dict(self.details)
+        return entry
+
+    @classmethod
+    def from_dict(cls, raw: object) -> TimelineEntry | None:
+        """The entry :meth:`to_dict` wrote, or None when ``raw`` is not one."""
+        if not isinstance(raw, dict):
+            return None
+        seq, at, name, status, reason = (raw.get(k) for k in ("seq", "at", "name", "status", "reason"))
+        details = raw.get("details", {})
+        if not (
+            isinstance(seq, int) and not isinstance(seq, bool) and isinstance(at, int | float)
+            and isinstance(name, str) and isinstance(status, str) and isinstance(reason, str)
+            and isinstance(details, dict)
+        ):
+            return None
+        kept = {str(k): v for k, v in details.items() if isinstance(v, str | int | float | bool)}
+        return cls(seq, float(at), name, status, reason, kept)
+
+
 @dataclass(frozen=True)
 class DeliveryState:
     """The part of a delivery record that decisions read and write."""
@@ -180,6 +231,8 @@ class DeliveryState:
     reason: str = ""  # why the delivery ended as it did (failed, poisoned)
     poisoned_at: float = 0.0  # when it was last put in the poison queue (0 = never)
     recover_at: float = 0.0  # when the recovery pass looks at the row (0 = never); see recovery_due
+    # What happened so far; appended by decide() only, and ignored when states are compared.
+    timeline: tuple[TimelineEntry, ...] = field(default=(), compare=False)
 
     def channel(self, channel: Channel) -> ChannelState:
         """The state of ``channel``."""
@@ -252,9 +305,10 @@ class DeadlinePassed:
 
 @dataclass(frozen=True)
 class Acked:
-    """The user's client acknowledged the in-app message."""
+    """The user's client acknowledged the in-app message (over ``connection_id`` when known)."""
 
     claim_id: str = ""
+    connection_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -273,9 +327,10 @@ class Archived:
 
 @dataclass(frozen=True)
 class RealtimeSent:
-    """The in-app send under ``claim_id`` succeeded."""
+    """The in-app send under ``claim_id`` succeeded (to ``connections`` connections, when known)."""
 
     claim_id: str
+    connections: int | None = None
 
 
 @dataclass(frozen=True)
@@ -418,6 +473,8 @@ class Transition:
     reason: str
     state: DeliveryState
     actions: tuple[Action, ...] = ()
+    details: Mapping[str, Detail] = field(default_factory=dict)  # recorded with the timeline entry
+    recorded: TimelineEntry | None = None  # the entry decide() appended (None: the state did not change)
 
     def changed_from(self, previous: DeliveryState) -> bool:
         """True when the state must be written."""
@@ -430,6 +487,7 @@ class Transition:
             f"{self.reason}; {following.reason}",
             following.state,
             self.actions + following.actions,
+            {**self.details, **following.details},
         )
 
 
@@ -445,7 +503,10 @@ Handler = Callable[[DeliveryState, Event, _Context], Transition]
 
 
 def decide(state: DeliveryState, event: Event, now: float, rules: Rules) -> Transition:
-    """The transition for ``event`` on ``state`` at ``now`` (pure; raise KeyError for an unknown pair)."""
+    """The transition for ``event`` on ``state`` at ``now`` (pure; raise KeyError for an unknown pair).
+
+    A transition that changes the state also appends its timeline entry (the only place that does).
+    """
     handler = TRANSITIONS[(state.status, type(event))]
     step = handler(state, event, _Context(now, rules))
     after = step.state
@@ -454,12 +515,13 @@ def decide(state: DeliveryState, event: Event, now: float, rules: Rules) -> Tran
     if after.recover_at != state.recover_at and (
         dataclasses.replace(after, recover_at=state.recover_at) == state
     ):
-        return step  # the handler set only the recovery moment (the recovery pass found nothing stuck)
+        return step  # only the recovery moment changed (the pass found nothing stuck): no timeline entry
     # Every changed state says when the recovery pass should look at it if nothing else happens.
     due = recovery_due(after, rules)
-    if due == after.recover_at:
-        return step
-    return dataclasses.replace(step, state=dataclasses.replace(after, recover_at=due))
+    if due != after.recover_at:
+        step = dataclasses.replace(step, state=dataclasses.replace(after, recover_at=due))
+    recorded = _recorded(step, now)
+    return dataclasses.replace(step, state=recorded, recorded=recorded.timeline[-1])
 
 
 def recovery_due(state: DeliveryState, rules: Rules) -> float:
@@ -510,9 +572,50 @@ def _still_pending(state: DeliveryState) -> list[Channel]:
     return [c for c in channels if not state.channel(c).sent and not (c is Channel.PUSH and state.seen)]
 
 
-def new_state(delivery: Delivery, expires_at: float | None) -> DeliveryState:
-    """The state of a record that does not exist yet (decide on it, then insert the result)."""
-    return DeliveryState(delivery=delivery, expires_at=expires_at)
+def new_state(
+    delivery: Delivery, expires_at: float | None, accepted_at: float | None = None
+) -> DeliveryState:
+    """The state of a record that does not exist yet (decide on it, then insert the result).
+
+    With ``accepted_at`` the timeline starts with the ``accepted`` entry.
+    """
+    state = DeliveryState(delivery=delivery, expires_at=expires_at)
+    if accepted_at is None:
+        return state
+    details: dict[str, Detail] = {"delivery": delivery.value}
+    reason = f"accepted for {delivery.value} delivery"
+    if expires_at is not None:
+        details["expiresAt"] = expires_at
+        reason += f", expires {max(0.0, expires_at - accepted_at):.0f} s after acceptance"
+    entry = TimelineEntry(0, accepted_at, "accepted", Status.ACCEPTED.value, reason, details)
+    return dataclasses.replace(state, timeline=(entry,))
+
+
+def _recorded(step: Transition, now: float) -> DeliveryState:
+    """``step.state`` with the step's timeline entry appended (bounded: the first and the newest kept)."""
+    timeline = step.state.timeline
+    seq = timeline[-1].seq + 1 if timeline else 0
+    reason = step.reason
+    if len(reason) > MAX_REASON_LENGTH:
+        reason = reason[: MAX_REASON_LENGTH - 1] + "…"
+    entry = TimelineEntry(seq, now, step.name, step.state.status.value, reason, dict(step.details))
+    kept = (*timeline, entry)
+    if len(kept) > MAX_TIMELINE_ENTRIES:
+        kept = (kept[0], *kept[-(MAX_TIMELINE_ENTRIES - 1):])
+    return dataclasses.replace(step.state, timeline=kept)
+
+
+_CHANNEL_WORDS = {Channel.REALTIME: "in-app", Channel.PUSH: "push", Channel.RETRACT: "retract"}
+
+
+def _words(channels: list[Channel]) -> str:
+    return " and ".join(_CHANNEL_WORDS[c] for c in channels)
+
+
+def _because(step: Transition, why: str, details: Mapping[str, Detail] | None = None) -> Transition:
+    """``step`` with why it happened in front of its reason, and ``details`` added."""
+    merged = {**step.details, **(details or {})}
+    return dataclasses.replace(step, reason=f"{why}: {step.reason}", details=merged)
 
 
 def _nothing(name: str, reason: str, state: DeliveryState) -> Transition:
@@ -530,14 +633,16 @@ def _expired(state: DeliveryState, ctx: _Context) -> bool:
     return state.expires_at is not None and ctx.now > state.expires_at
 
 
-def _expire(state: DeliveryState) -> Transition:
+def _expire(state: DeliveryState, ctx: _Context) -> Transition:
     # A seen notification keeps its headline.
     status = state.status if state.seen else Status.EXPIRED
+    late = ctx.now - (state.expires_at or ctx.now)
     return Transition(
         "expired",
-        "the TTL ran out before the notification was sent",
+        f"the time to live ran out {late:.0f} s before the notification could be sent",
         dataclasses.replace(state, status=status),
         (RecordOutcome("none", "expired"),),
+        {"expiresAt": state.expires_at or 0.0},
     )
 
 
@@ -635,7 +740,7 @@ def _push_step(
     if user.push.kind is GateKind.SUPPRESS:
         return _suppress(state, Channel.PUSH, user.push)
     if _expired(state, ctx):
-        return _expire(state)
+        return _expire(state, ctx)
     if user.push.kind is GateKind.DEFER:
         return _defer(state, user.push, claim_id, ctx)
     if not user.has_devices:
@@ -644,7 +749,7 @@ def _push_step(
             _with_status(no_devices, Status.NO_DEVICES), push_outcome=PushOutcome.NO_DEVICES
         )
         return Transition(
-            "no-devices", "the user has no device to push to", no_devices,
+            "no-devices", "not pushed: the user has no device registered for push", no_devices,
             (RecordOutcome(Channel.PUSH.value, PushOutcome.NO_DEVICES.value),),
         )
     return _send_once(state, Channel.PUSH, claim_id, ctx, via_deadline)
@@ -657,7 +762,7 @@ def _realtime_step(state: DeliveryState, claim_id: str, user: UserView, ctx: _Co
     if user.in_app.kind is not GateKind.ALLOW:
         return _suppress(state, Channel.REALTIME, user.in_app)
     if _expired(state, ctx):
-        return _expire(state)
+        return _expire(state, ctx)
     return _send_once(state, Channel.REALTIME, claim_id, ctx, via_deadline=False)
 
 
@@ -675,18 +780,19 @@ def _arrived(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     if _retract_due(state):
         return _retract_step(state, claim, ctx)
     mode = state.delivery
+    why = f"delivery {mode.value}"
     if mode is Delivery.PUSH:
-        return _push_step(state, claim, user, ctx, via_deadline=False)
+        return _because(_push_step(state, claim, user, ctx, via_deadline=False), why)
     if mode is Delivery.REALTIME:
-        return _realtime_step(state, claim, user, ctx)
+        return _because(_realtime_step(state, claim, user, ctx), why)
     if mode is Delivery.BOTH:
         first = _realtime_step(state, claim, user, ctx)
         if first.state.status is Status.EXPIRED:
-            return first
+            return _because(first, why)
         second = _push_step(first.state, claim, user, ctx, via_deadline=False)
         if second.state.status is Status.EXPIRED and any(isinstance(a, SendRealtime) for a in first.actions):
-            return first  # the in-app send goes on; the push is found expired on the next look
-        return first.then(second)
+            return _because(first, why)  # the in-app send goes on; the push is found expired on the next look
+        return _because(first.then(second), why)
     return _arrived_auto(state, event, ctx)
 
 
@@ -706,8 +812,10 @@ def _arrived_auto(state: DeliveryState, event: Arrived, ctx: _Context) -> Transi
         return _nothing("done", "in-app already sent; the push waits for its deadline", state)
     realtime_wanted = user.online and user.in_app.kind is GateKind.ALLOW
     if realtime_wanted or state.realtime.held_by(claim) or _busy(state, Channel.REALTIME, ctx):
-        return _realtime_step(state, claim, user, ctx)
+        return _because(_realtime_step(state, claim, user, ctx), "the user is online")
     step = _push_step(state, claim, user, ctx, via_deadline=False)
+    if not user.online:
+        step = _because(step, "the user is offline", {"fallback": "offline"})
     if user.online and user.in_app.kind is not GateKind.ALLOW and step.state.status is not Status.EXPIRED:
         rule = step.state.suppressed_rule or user.in_app.rule
         noted = dataclasses.replace(step.state, suppressed_rule=rule)
@@ -724,7 +832,14 @@ def _deadline_passed(state: DeliveryState, event: Event, ctx: _Context) -> Trans
     due = state.status is Status.DEFERRED or (state.delivery is Delivery.AUTO and state.status in _OPEN)
     if not due:
         return _nothing("done", f"nothing is due for a {state.delivery} notification {state.status}", state)
-    return _push_step(state, event.claim_id, event.user, ctx, via_deadline=True)
+    step = _push_step(state, event.claim_id, event.user, ctx, via_deadline=True)
+    if state.status is Status.DEFERRED:
+        return _because(step, "the quiet hours are over")
+    if not state.realtime.sent:
+        return _because(step, "the ack deadline passed before the in-app send was recorded",
+                        {"fallback": "ack-deadline"})
+    return _because(step, f"no ack within the {ctx.rules.ack_timeout_seconds} s ack deadline",
+                    {"fallback": "ack-deadline"})
 
 
 def _seen(kind: str) -> Handler:
@@ -744,8 +859,17 @@ def _seen(kind: str) -> Handler:
             if status is Status.READ and state.status not in (Status.RETRACTED, *_ENDED):
                 changes["status"] = status
             channel = Channel.REALTIME.value if kind == "acked" else "none"
-            first = Transition(kind, f"the user {kind} it", dataclasses.replace(state, **changes),
-                               (RecordOutcome(channel, kind),))
+            reason = f"the user {kind} it"
+            details: dict[str, Detail] = {}
+            if isinstance(event, Acked):
+                reason = "the client acknowledged the in-app message"
+                if event.connection_id:
+                    reason += f" on connection {event.connection_id}"
+                    details["connectionId"] = event.connection_id
+            if state.pushed:
+                reason += " (after the push went out)"
+            first = Transition(kind, reason, dataclasses.replace(state, **changes),
+                               (RecordOutcome(channel, kind),), details)
         if _retract_due(first.state):
             return first.then(_retract_step(first.state, event.claim_id, ctx))
         return first
@@ -773,7 +897,13 @@ def _realtime_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transit
         and not next_state.push.sent
     ):
         actions.append(ScheduleDeadline(ctx.rules.ack_timeout_seconds))
-    return Transition("realtime-sent", "the in-app message was sent", next_state, tuple(actions))
+    reason = "sent in-app"
+    details: dict[str, Detail] = {}
+    if event.connections is not None:
+        plural = "" if event.connections == 1 else "s"
+        reason += f" to {event.connections} connection{plural}"
+        details["connections"] = event.connections
+    return Transition("realtime-sent", reason, next_state, tuple(actions), details)
 
 
 def _push_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
@@ -788,12 +918,14 @@ def _push_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
             nh_notification_id=event.nh_notification_id or state.nh_notification_id,
         )
         pushed = event.outcome is PushOutcome.PUSHED
-        step = Transition(
-            "push-sent" if pushed else "no-devices",
-            "the push went out" if pushed else "the user has no device to push to",
-            next_state,
-            (record,),
-        )
+        details: dict[str, Detail] = {}
+        reason = "not pushed: the user has no device registered for push"
+        if pushed:
+            reason = "pushed through Notification Hubs"
+            if event.nh_notification_id:
+                reason += f" (notification id {event.nh_notification_id})"
+                details["nhNotificationId"] = event.nh_notification_id
+        step = Transition("push-sent" if pushed else "no-devices", reason, next_state, (record,), details)
     next_state = step.state
     if _retract_due(next_state):  # seen while the push was on its way
         return step.then(_retract_step(next_state, event.claim_id, ctx))
@@ -813,6 +945,19 @@ def _retract_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transiti
 
 def _send_failed(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     assert isinstance(event, SendFailed)
+    step = _send_failed_step(state, event, ctx)
+    details: dict[str, Detail] = {"channel": event.channel.value}
+    if event.error:
+        details["error"] = event.error
+    if step.name == "realtime-failed" and step.state != state:
+        details["fallback"] = "realtime-failed"
+    error = f" ({event.error})" if event.error else ""
+    return dataclasses.replace(step, reason=step.reason.replace("permanently", f"permanently{error}", 1)
+                               if "permanently" in step.reason else step.reason + error,
+                               details={**step.details, **details})
+
+
+def _send_failed_step(state: DeliveryState, event: SendFailed, ctx: _Context) -> Transition:
     record = RecordOutcome(event.channel.value, "failed", logging.ERROR)
     if state.channel(event.channel).sent:
         return Transition("ignored", f"the {event.channel} was sent by another handler", state, (record,))
@@ -841,8 +986,8 @@ def _send_failed(state: DeliveryState, event: Event, ctx: _Context) -> Transitio
         )
     fallback = _push_step(state, event.claim_id, event.user, ctx, via_deadline=False)
     return Transition(
-        "realtime-failed", f"the in-app send failed; falling back to push: {fallback.reason}", fallback.state,
-        (record, *fallback.actions),
+        "realtime-failed", f"the in-app send failed permanently; falling back to push: {fallback.reason}",
+        fallback.state, (record, *fallback.actions), fallback.details,
     )
 
 
@@ -876,7 +1021,7 @@ def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Tran
         released, last_error=error, failing_since=failing_since, attempts=attempts, retry_at=0.0
     )
     if _expired(state, ctx):  # the TTL wins: an expired notification is not retried
-        return _expire(base)
+        return _expire(base, ctx)
     if not _still_to_send(base):
         return Transition("released", "the send failed transiently, but nothing is left to send", base,
                           (RecordOutcome(event.channel.value, "retry", logging.WARNING),))
@@ -895,6 +1040,7 @@ def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Tran
         return Transition(
             "poisoned", reason, poisoned,
             (RecordOutcome(event.channel.value, "poisoned", logging.ERROR), Poison(reason)),
+            {"channel": event.channel.value, "error": error, "attempts": attempts, "poisoned": True},
         )
     delay = _retry_delay(state, event, ctx)
     latest = min(horizon_end, state.expires_at if state.expires_at is not None else math.inf)
@@ -907,6 +1053,7 @@ def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Tran
         f"the {event.channel} send failed transiently ({error}); attempt {attempts + 1} in {delay} s",
         retrying,
         (RecordOutcome(event.channel.value, "retry", logging.WARNING), ScheduleRetry(delay)),
+        {"channel": event.channel.value, "error": error, "attempt": attempts, "retryInSeconds": delay},
     )
 
 

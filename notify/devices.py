@@ -85,7 +85,7 @@ from shared.errors import (
 )
 from shared.notification_hubs import NotificationHubsClient, get_notification_hubs_client
 from shared.settings import get_settings
-from shared.user_keys import TAG_PREFIX, user_hash, user_key
+from shared.user_keys import TAG_PREFIX, key_hash, user_hash, user_key
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class DeviceRegistry:
                 raise TransientError(
                     "devices", "this registration was overtaken by a newer change of the device; retry"
                 ) from None
-        logger.info("device registered: user %s platform %s", user_hash(user_id), registration.platform)
+        logger.info("device registered: userHash=%s platform %s", user_hash(user_id), registration.platform)
         return registration.platform
 
     def unregister(self, user_id: str, installation_id: str) -> None:
@@ -286,7 +286,7 @@ class DeviceRegistry:
         except _LostLease:
             # Whatever overtook us ran after our delete began; our delete is ordered before it.
             self._reconcile(installation_id, key)
-        logger.info("device unregistered: user %s", user_hash(user_id))
+        logger.info("device unregistered: userHash=%s", user_hash(user_id))
 
     def has_devices(self, user_id: str) -> bool:
         """True when the user has at least one registered device (one partition query)."""
@@ -531,7 +531,7 @@ class DeviceRegistry:
         lease = self._lock(record.installation_id, record, intent, self._clock())
         if lease is None:
             raise _LostLease()
-        logger.warning("device record of user %s: completing an interrupted %s", record.owner[:12],
+        logger.warning("device record of userHash=%s: completing an interrupted %s", key_hash(record.owner),
                        record.state)
         self._apply_and_settle(lease)
 

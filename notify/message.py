@@ -54,8 +54,11 @@ _ALLOWED = frozenset(
         "enqueuedAt",
         "critical",
         "inbox",
+        "traceparent",
     }
 )
+#: W3C Trace Context ``traceparent``, version 00 (https://www.w3.org/TR/trace-context/#traceparent-header).
+_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 # Deterministic ids for messages that came without one: the same queue message id gives the same id.
 _QUEUE_ID_NAMESPACE = uuid.UUID("6f1c7c52-53b1-4d53-9a6e-1f0c2b8e4a10")
 
@@ -90,6 +93,8 @@ def format_message(notification: Notification) -> str:
         message["critical"] = True
     if not notification.inbox:
         message["inbox"] = False
+    if notification.traceparent is not None:
+        message["traceparent"] = notification.traceparent
     for name, value in message.items():
         if unstorable(value):
             raise InvalidMessageError(f"{name} holds a lone surrogate or is not JSON", field=name)
@@ -124,6 +129,7 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
         enqueued_at=_enqueued_at(document),
         critical=_critical(document),
         inbox=_inbox(document),
+        traceparent=_traceparent(document),
     )
     if notification.delivery is not Delivery.REALTIME:
         # The largest the property bag gets: no TTL ("2419200s") and the longer priority name.
@@ -183,6 +189,7 @@ def validate_document(document: Any) -> None:
     _enqueued_at(document)
     _critical(document)
     _inbox(document)
+    _traceparent(document)
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -298,4 +305,15 @@ def _inbox(document: dict[str, Any]) -> bool:
     value = document.get("inbox", True)
     if not isinstance(value, bool):
         raise InvalidMessageError("inbox must be true or false", field="inbox")
+    return value
+
+
+def _traceparent(document: dict[str, Any]) -> str | None:
+    if "traceparent" not in document:
+        return None
+    value = document["traceparent"]
+    if not isinstance(value, str) or not _TRACEPARENT.fullmatch(value):
+        raise InvalidMessageError(
+            "traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)", field="traceparent"
+        )
     return value

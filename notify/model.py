@@ -34,6 +34,7 @@ class Notification:
     enqueued_at: float | None = None  # unix seconds, set by the producer; used for latency logs
     critical: bool = False  # bypasses the user's mutes and quiet hours, pushed with high priority
     inbox: bool = True  # listed in the user's inbox (False: delivered, never listed, e.g. "typing")
+    traceparent: str | None = None  # W3C trace context of the producer's enqueue (one trace per notification)
 
     def envelope(self) -> dict[str, Any]:
         """The in-app message sent over Web PubSub (docs/CLIENT-PROTOCOL.md, "The in-app envelope")."""

@@ -35,7 +35,7 @@ def negotiate(service: WebPubSubServiceClient, user_id: str, minutes: int) -> di
         access = service.get_client_access_token(user_id=user_id, minutes_to_expire=minutes)
     except AzureError as exc:
         raise translate_azure_error(exc, SERVICE, "generate client token") from exc
-    logger.info("client access issued for user %s, %s minutes", user_hash(user_id), minutes)
+    logger.info("client access issued for userHash=%s, %s minutes", user_hash(user_id), minutes)
     body: dict[str, Any] = {
         "url": access["url"],
         "baseUrl": access["baseUrl"],

@@ -19,20 +19,30 @@ transient error outside the sends (Table storage unavailable) is re-scheduled by
 :meth:`Notifier.reschedule_after_error`, so the Functions host's own retries (``maxDequeueCount``) are left
 for permanent errors and an unwritable queue. :meth:`Notifier.recover` re-drives a row the recovery pass
 (:mod:`notify.recovery`) found stuck.
+
+**One handling, one span, one webhook message.** Each input is handled inside a span of its own (a child of
+the notification's trace, :mod:`notify.telemetry`) and with a per-handling record of what it did (a
+context variable, since one Notifier serves many threads): the timeline entries its writes added and the
+user's connection count. When the handling ends, those entries go to the event sink (the webhook queue)
+as one message, after every send: the sink never delays a delivery, and its failure never fails one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from azure.core.exceptions import AzureError
+from opentelemetry.trace import SpanKind
 
 from notify.deliveries import SERVICE, DeliveryRecord, DeliveryStore, expiry_of, translate_azure_error
 from notify.delivery_machine import (
@@ -61,6 +71,7 @@ from notify.delivery_machine import (
     SendPush,
     SendRealtime,
     SendRetract,
+    TimelineEntry,
     Transition,
     UserView,
     decide,
@@ -71,15 +82,20 @@ from notify.model import Notification
 from notify.poison import PoisonQueue, envelope
 from notify.preferences import channel_gates
 from notify.push_templates import PushOptions
+from notify.telemetry import DeliveryTelemetry, current_traceparent
 from notify.user_state import UserState
 from shared.errors import NotifyError, TransientError
 from shared.log import log_outcome
 from shared.retry import RetryPolicy, call_with_retry
 from shared.settings import NotificationTypeSettings
+from shared.user_keys import redact_user
 
 logger = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 5  # the longest a notification waits before looking again at a channel claimed elsewhere
+#: host.json ``extensions.queues.maxDequeueCount``: after this many deliveries the host poisons a message
+#: (tests/unit/app/test_notifier_wiring.py keeps the two equal).
+HOST_MAX_DEQUEUE_COUNT = 5
 _MAX_CONFLICTS = 10
 
 
@@ -127,6 +143,28 @@ class MessageQueue(Protocol):
     def send_message(self, content: Any, **kwargs: Any) -> Any:
         """Enqueue a message."""
         ...
+
+
+class DeliveryEvents(Protocol):
+    """Where the timeline entries of each handling go (``notify.webhooks.WebhookOutbox``)."""
+
+    def publish(self, user_id: str, notification_id: str, entries: Sequence[TimelineEntry]) -> None:
+        """Hand the entries on; raise NotifyError when that fails."""
+        ...
+
+
+@dataclass
+class _Handling:
+    """What one handling of one input did so far (see the module docstring)."""
+
+    user_id: str
+    notification_id: str
+    attempt: int = 0
+    connections: int | None = None
+    entries: list[TimelineEntry] = field(default_factory=list)
+
+
+_HANDLING: ContextVar[_Handling | None] = ContextVar("notify_handling", default=None)
 
 
 def new_claim_id() -> str:
@@ -180,6 +218,8 @@ class Notifier:
         retry_max_delay_seconds: int = 300,
         retry_horizon_seconds: int = 3600,
         poison_queue: PoisonQueue | None = None,
+        telemetry: DeliveryTelemetry | None = None,
+        events: DeliveryEvents | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._users = users
@@ -196,41 +236,65 @@ class Notifier:
         self._recheck = recheck_queue  # the notifications queue: re-checks and re-scheduled retries
         self._poison = poison_queue
         self._type_settings = type_settings
+        self._telemetry = telemetry or DeliveryTelemetry()
+        self._events = events
 
     @property
     def rules(self) -> Rules:
         """The rules decisions are made with."""
         return self._rules
 
-    def handle(self, notification: Notification) -> None:
-        """Deliver a notification from the queue. Raises TransientError when a retry may succeed."""
-        user = self._users.read(notification.user_id)  # presence, devices and preferences in one request
-        claim_id = new_claim_id()
-        now = self._now()
-        event = Arrived(claim_id, self._view(user, notification, now))
-        # Decided on the row to be: the insert already carries the first claim (one request, not two).
-        row_to_be = new_state(notification.delivery, expiry_of(notification, now))
-        first = decide(row_to_be, event, now, self._rules)
-        record, created = self._deliveries.insert(notification, first.state, now)
-        if created:
-            self._trace(record, first)
-            self._execute(record, first, notification, event.user)
-            return
-        logger.info("notification %s seen again (status %s)", notification.notification_id, record.status)
-        stored = record.notification()
-        self._run(record, Arrived(claim_id, self._view(user, stored, now)), stored)
+    @property
+    def telemetry(self) -> DeliveryTelemetry:
+        """Where spans and metrics go."""
+        return self._telemetry
 
-    def handle_deadline(self, user_id: str, notification_id: str) -> None:
+    def handle(self, notification: Notification, attempt: int = 0) -> None:
+        """Deliver a notification from the queue. Raises TransientError when a retry may succeed.
+
+        ``attempt`` is the host's dequeue count of the message (0 = unknown).
+        """
+        with self._handling(
+            "notify deliver", SpanKind.CONSUMER, notification.user_id, notification.notification_id,
+            notification.traceparent, attempt,
+        ) as handling:
+            user = self._users.read(notification.user_id)  # presence, devices and preferences in one request
+            handling.connections = user.connections
+            claim_id = new_claim_id()
+            now = self._now()
+            # Later events of this notification continue the trace from here (the row keeps it).
+            notification = dataclasses.replace(
+                notification, traceparent=current_traceparent() or notification.traceparent
+            )
+            event = Arrived(claim_id, self._view(user, notification, now))
+            # Decided on the row to be: the insert already carries the first claim (one request, not two).
+            row_to_be = new_state(notification.delivery, expiry_of(notification, now), accepted_at=now)
+            first = decide(row_to_be, event, now, self._rules)
+            record, created = self._deliveries.insert(notification, first.state, now)
+            if created:
+                handling.entries.extend(first.state.timeline)
+                self._trace(record, first)
+                self._execute(record, first, notification, event.user)
+                return
+            logger.info("notification %s seen again (status %s)", notification.notification_id, record.status)
+            stored = record.notification()
+            self._run(record, Arrived(claim_id, self._view(user, stored, now)), stored)
+
+    def handle_deadline(self, user_id: str, notification_id: str, attempt: int = 0) -> None:
         """A deadline passed (ack deadline, end of a deferral, re-check): do what is due, if anything."""
         record = self._deliveries.get(user_id, notification_id)
         if record is None:
             logger.warning("deadline for unknown notification %s", notification_id)
             return
-        self._run(record, DeadlinePassed(new_claim_id()), record.notification())
+        notification = record.notification()
+        with self._handling(
+            "notify deadline", SpanKind.CONSUMER, user_id, notification_id, notification.traceparent, attempt
+        ):
+            self._run(record, DeadlinePassed(new_claim_id()), notification)
 
-    def handle_ack(self, user_id: str, notification_id: str) -> bool:
+    def handle_ack(self, user_id: str, notification_id: str, connection_id: str = "") -> bool:
         """Record the user's ack of an in-app message; False if the user has no such notification."""
-        return self._seen(user_id, notification_id, Acked(new_claim_id()))
+        return self._seen(user_id, notification_id, Acked(new_claim_id(), connection_id))
 
     def handle_read(self, user_id: str, notification_id: str) -> bool:
         """Record that the user read the notification (inbox); a push that went out is retracted.
@@ -248,7 +312,10 @@ class Notifier:
         if record is None:
             logger.info("%s for unknown notification %s ignored", type(event).__name__, notification_id)
             return False
-        self._run(record, event, record.notification())
+        notification = record.notification()
+        span = f"notify {type(event).__name__.lower()}"
+        with self._handling(span, SpanKind.SERVER, user_id, notification_id, notification.traceparent):
+            self._run(record, event, notification)
         return True
 
     def recover(self, record: DeliveryRecord) -> None:
@@ -256,7 +323,9 @@ class Notifier:
         notification = record.notification()
         view = self._view(self._users.read(notification.user_id), notification, self._now())
         logger.info("recovering notification %s (status %s)", notification.notification_id, record.status)
-        self._run(record, Recovered(new_claim_id(), view), notification, view)
+        with self._handling("notify recover", SpanKind.INTERNAL, notification.user_id,
+                            notification.notification_id, notification.traceparent):
+            self._run(record, Recovered(new_claim_id(), view), notification, view)
 
     def reschedule_after_error(
         self, notification: Notification, error: TransientError, first_enqueued_at: float | None = None
@@ -304,6 +373,43 @@ class Notifier:
         logger.warning("notification %s failed outside the sends (%s); re-scheduled in %d s",
                        notification.notification_id, error.message, math.ceil(delay))
 
+    @contextlib.contextmanager
+    def _handling(
+        self,
+        span_name: str,
+        kind: SpanKind,
+        user_id: str,
+        notification_id: str,
+        traceparent: str | None,
+        attempt: int = 0,
+    ) -> Iterator[_Handling]:
+        """The span and the per-handling record of one input; publishes its timeline entries at the end."""
+        handling = _Handling(user_id, notification_id, attempt)
+        token = _HANDLING.set(handling)
+        try:
+            with self._telemetry.span(span_name, kind, notification_id, user_id, traceparent):
+                try:
+                    yield handling
+                finally:
+                    self._publish(handling)
+        finally:
+            _HANDLING.reset(token)
+
+    def _publish(self, handling: _Handling) -> None:
+        if not handling.entries or self._events is None:
+            return
+        try:
+            self._events.publish(handling.user_id, handling.notification_id, handling.entries)
+        except NotifyError as exc:  # a lost webhook event must never fail or repeat a delivery
+            logger.error("delivery events of %s were not queued for the webhook: %s",
+                         handling.notification_id, exc.message)
+            self._telemetry.webhook("lost", len(handling.entries))
+
+    def _collect(self, step: Transition) -> None:
+        handling = _HANDLING.get()
+        if handling is not None and step.recorded is not None:
+            handling.entries.append(step.recorded)
+
     def _view(self, user: UserState, notification: Notification, now: float) -> UserView:
         """What the preferences and the user's state say for this notification now."""
         in_app, push = channel_gates(
@@ -324,11 +430,13 @@ class Notifier:
         cause: TransientError | None = None,
     ) -> DeliveryRecord:
         record, step = advance(self._deliveries, record, event, self._rules, self._now)
+        self._collect(step)
         wants_user = any(isinstance(a, LoadUser) for a in step.actions)
         if wants_user and isinstance(event, DeadlinePassed | SendFailed | Recovered):
             view = user or self._view(self._users.read(record.user_id), notification, self._now())
             event = dataclasses.replace(event, user=view)
             record, step = advance(self._deliveries, record, event, self._rules, self._now)
+            self._collect(step)
         self._trace(record, step)
         return self._execute(record, step, notification, user, cause)
 
@@ -362,6 +470,7 @@ class Notifier:
                 log_outcome(notification.notification_id, notification.user_id, action.channel,
                             action.outcome, self._latency_ms(notification), level=action.level,
                             detail=action.detail)
+                self._telemetry.outcome(action.channel, action.outcome)
             elif isinstance(action, ScheduleRetry):
                 self._retry_later(notification, action.delay_seconds, cause)
             elif isinstance(action, Poison):
@@ -375,26 +484,32 @@ class Notifier:
     def _send_realtime(
         self, record: DeliveryRecord, claim_id: str, notification: Notification, user: UserView | None
     ) -> DeliveryRecord:
+        handling = _HANDLING.get()
         try:
-            call_with_retry(lambda: self._realtime.send(notification), self._retry, "web pubsub send")
+            with self._send_span(Channel.REALTIME, notification):
+                call_with_retry(lambda: self._realtime.send(notification), self._retry, "web pubsub send")
         except TransientError as exc:
             interrupted = SendInterrupted(Channel.REALTIME, claim_id, exc.message, exc.retry_after)
             return self._run(record, interrupted, notification, user, cause=exc)
         except NotifyError as exc:
-            logger.error("in-app send of %s failed: %s", notification.notification_id, exc.message)
+            logger.error("in-app send of %s failed: %s", notification.notification_id,
+                         redact_user(exc.message, notification.user_id))
             failed = SendFailed(Channel.REALTIME, claim_id, user, exc.message)
             return self._run(record, failed, notification, user)
-        return self._run(record, RealtimeSent(claim_id), notification, user)
+        connections = handling.connections if handling is not None else None
+        return self._run(record, RealtimeSent(claim_id, connections), notification, user)
 
     def _send_push(self, record: DeliveryRecord, claim_id: str, notification: Notification) -> DeliveryRecord:
         options = PushOptions(self._priority(notification), record.state.expires_at)
         try:
-            result = self._push.send(notification, options)  # the NH client retries each call itself
+            with self._send_span(Channel.PUSH, notification):
+                result = self._push.send(notification, options)  # the NH client retries each call itself
         except TransientError as exc:
             interrupted = SendInterrupted(Channel.PUSH, claim_id, exc.message, exc.retry_after)
             return self._run(record, interrupted, notification, cause=exc)
         except NotifyError as exc:
-            logger.error("push of %s failed: %s", notification.notification_id, exc.message)
+            logger.error("push of %s failed: %s", notification.notification_id,
+                         redact_user(exc.message, notification.user_id))
             return self._run(record, SendFailed(Channel.PUSH, claim_id, error=exc.message), notification)
         event = PushSent(claim_id, PushOutcome(result.outcome), result.nh_notification_id)
         return self._run(record, event, notification)
@@ -405,13 +520,24 @@ class Notifier:
         try:
             self._push.retract(notification.user_id, notification.notification_id, record.state.expires_at)
         except TransientError as exc:
-            logger.warning("retract of %s failed transiently: %s", notification.notification_id, exc.message)
+            logger.warning("retract of %s failed transiently: %s", notification.notification_id,
+                           redact_user(exc.message, notification.user_id))
             interrupted = SendInterrupted(Channel.RETRACT, claim_id, exc.message, exc.retry_after)
             return self._run(record, interrupted, notification, cause=exc)
         except NotifyError as exc:
-            logger.error("retract of %s failed: %s", notification.notification_id, exc.message)
-            return self._run(record, SendFailed(Channel.RETRACT, claim_id, error=exc.message), notification)
+            logger.error("retract of %s failed: %s", notification.notification_id,
+                         redact_user(exc.message, notification.user_id))
+            failed = SendFailed(Channel.RETRACT, claim_id, error=exc.message)
+            return self._run(record, failed, notification)
         return self._run(record, RetractSent(claim_id), notification)
+
+    def _send_span(
+        self, channel: Channel, notification: Notification
+    ) -> contextlib.AbstractContextManager[Any]:
+        return self._telemetry.span(
+            f"notify send {channel.value}", SpanKind.CLIENT, notification.notification_id,
+            notification.user_id, attributes={"notify.channel": channel.value},
+        )
 
     def _priority(self, notification: Notification) -> Literal["high", "normal"]:
         if notification.critical:
@@ -468,6 +594,8 @@ class Notifier:
     def _trace(self, record: DeliveryRecord, step: Transition) -> None:
         logger.debug("delivery %s: %s (%s) -> %s", record.notification_id, step.name, step.reason,
                      step.state.status)
+        enqueued_at = record.entity.get("enqueuedAt")
+        self._telemetry.transition(step, float(enqueued_at) if enqueued_at else None)
 
     def _now(self) -> float:
         # Floats always: an int beyond 2**31 would not fit the Int32 the table SDK picks for ints.

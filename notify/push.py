@@ -68,7 +68,7 @@ class PushSender:
             headers=notification_headers(notification.notification_id, options),
         )
         logger.info(
-            "push sent: notificationId %s user %s priority %s nhNotificationId %s",
+            "push sent: notificationId %s userHash=%s priority %s nhNotificationId %s",
             notification.notification_id,
             user_hash(notification.user_id),
             options.priority,
@@ -83,7 +83,7 @@ class PushSender:
             retract_tags(user_tag(user_id)),
             headers=retract_headers(expires_at),
         )
-        logger.info("retract sent: notificationId %s user %s", notification_id, user_hash(user_id))
+        logger.info("retract sent: notificationId %s userHash=%s", notification_id, user_hash(user_id))
         return PushResult("pushed", result.notification_id)
 
 

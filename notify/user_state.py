@@ -43,6 +43,7 @@ class UserState:
     device_count: int
     preferences: Preferences
     online: bool = False
+    connections: int = 0  # how many connection rows the read found (the in-app send reaches these)
 
     @property
     def has_devices(self) -> bool:
@@ -57,7 +58,7 @@ def _stored_preferences(user_id: str, row: dict[str, Any] | None) -> Preferences
     try:
         return parse_preferences(json.loads(str(row["document"])))
     except (ValueError, BadRequestError) as exc:
-        logger.warning("stored preferences of user %s are unusable (%s); using the defaults",
+        logger.warning("stored preferences of userHash=%s are unusable (%s); using the defaults",
                        user_hash(user_id), exc)
         return Preferences()
 
@@ -74,6 +75,7 @@ class UserDirectory:
         Raises TransientError/UpstreamError.
         """
         online = False
+        connections = 0
         devices = 0
         preferences_row: dict[str, Any] | None = None
         try:
@@ -90,9 +92,10 @@ class UserDirectory:
                     devices += 1
                 elif connection_id_of(key) is not None:
                     online = True
+                    connections += 1
         except AzureError as exc:
             _raise_translated(exc, "read user state")
-        return UserState(devices, _stored_preferences(user_id, preferences_row), online)
+        return UserState(devices, _stored_preferences(user_id, preferences_row), online, connections)
 
     def preferences(self, user_id: str) -> Preferences:
         """The user's stored preferences (none stored: the empty document)."""

@@ -1,5 +1,10 @@
 """Who is calling: bearer JWTs (OIDC with JWKS, or HS256 dev tokens) and App Service Authentication headers.
 
+Two kinds of callers, authenticated apart: app users (:class:`Authenticator`, the negotiate and device
+APIs) and backends (:class:`ManageAuthenticator`, the management API under ``/api/manage/``). A backend
+token must be issued for the management audience, carry the management app role in ``roles`` and be an
+application token (no ``scp``, ``idtyp`` other than ``user``): a user's token is refused by each of the three.
+
 Nothing configured means every request is refused. Accepted token algorithms are fixed per source
 (RS256/ES256 from the OIDC provider's JWKS, HS256 only with the dev secret), so a token cannot pick
 its own verification method (``alg: none``, HS256 signed with a public key). Error messages say what
@@ -28,9 +33,9 @@ from typing import Any
 import jwt
 import requests
 
-from shared.errors import ConfigurationError, TransientError, UnauthorizedError, UpstreamError
+from shared.errors import ConfigurationError, ForbiddenError, TransientError, UnauthorizedError, UpstreamError
 from shared.json_input import JsonInputError, parse_json
-from shared.settings import AuthSettings, get_settings
+from shared.settings import AuthSettings, ManageAuthSettings, get_settings
 from shared.user_keys import user_id_problem
 
 logger = logging.getLogger(__name__)
@@ -296,10 +301,104 @@ class _JwksCache:
         return document
 
 
+@dataclass(frozen=True)
+class Backend:
+    """An authenticated backend (management API caller); ``client_id`` is its app/client id."""
+
+    client_id: str
+    source: str
+
+
+class ManageAuthenticator:
+    """Validates backend tokens for the management API (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: ManageAuthSettings,
+        user_settings: AuthSettings | None = None,
+        session: requests.Session | None = None,
+        jwks_ttl_seconds: float = 3600.0,
+        jwks_min_refetch_seconds: float = 10.0,
+    ) -> None:
+        self._settings = settings
+        self._audiences = [a.strip() for a in (settings.oidc_audience or "").split(",") if a.strip()]
+        if user_settings is not None:
+            _check_apart(settings, self._audiences, user_settings)
+        self._jwks: _JwksCache | None = None
+        if settings.oidc_issuer and self._audiences:
+            self._jwks = _JwksCache(
+                settings.oidc_issuer,
+                settings.oidc_jwks_url,
+                session or requests.Session(),
+                jwks_ttl_seconds,
+                jwks_min_refetch_seconds,
+            )
+
+    def authenticate(self, headers: Mapping[str, str]) -> Backend:
+        """The calling backend; UnauthorizedError (401) or ForbiddenError (403, e.g. a user's token)."""
+        if not self._settings.any_configured:
+            raise UnauthorizedError("the management API has no authentication configured")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        bearer = _bearer_token(lowered.get("authorization"))
+        if bearer is None:
+            if "authorization" in lowered:
+                raise UnauthorizedError("Authorization header must use the Bearer scheme")
+            raise UnauthorizedError("missing Authorization header (a backend token for the management API)")
+        _check_token_shape(bearer)
+        try:
+            header = jwt.get_unverified_header(bearer)
+        except jwt.PyJWTError:
+            raise UnauthorizedError("token is malformed") from None
+        alg = header.get("alg")
+        if alg == DEV_ALGORITHM and self._settings.dev_secret:
+            settings = self._settings
+            claims = Authenticator._decode(
+                bearer, settings.dev_secret, alg, settings.dev_issuer, [settings.dev_audience]
+            )
+            return self._backend(claims, "dev")
+        if alg in OIDC_ALGORITHMS and self._jwks is not None:
+            kid = header.get("kid")
+            key = self._jwks.key_for(kid if isinstance(kid, str) else None, alg)
+            assert self._settings.oidc_issuer is not None
+            claims = Authenticator._decode(bearer, key, alg, self._settings.oidc_issuer, self._audiences)
+            return self._backend(claims, "oidc")
+        raise UnauthorizedError(f"token algorithm {str(alg)[:20]!r} is not accepted")
+
+    def _backend(self, claims: Mapping[str, Any], source: str) -> Backend:
+        if "scp" in claims or str(claims.get("idtyp", "app")).lower() == "user":
+            raise ForbiddenError("a user's token cannot call the management API; use an application token")
+        roles = claims.get("roles")
+        if not isinstance(roles, list) or self._settings.role not in roles:
+            raise ForbiddenError(f"the token lacks the {self._settings.role} app role")
+        for claim in ("azp", "appid", "sub"):
+            value = claims.get(claim)
+            if isinstance(value, str) and value.strip():
+                return Backend(value, source)
+        raise UnauthorizedError("token names no client (azp, appid or sub)")
+
+
+def _check_apart(settings: ManageAuthSettings, audiences: list[str], users: AuthSettings) -> None:
+    """Refuse a configuration in which a token for app users would pass the management audience check."""
+    user_audiences = {a.strip() for a in (users.oidc_audience or "").split(",") if a.strip()}
+    if settings.oidc_issuer and settings.oidc_issuer == users.oidc_issuer and user_audiences & set(audiences):
+        raise ConfigurationError(
+            "AUTH_MANAGE_AUDIENCE", "must differ from AUTH_OIDC_AUDIENCE (a user's token would carry it)"
+        )
+    if settings.dev_secret and settings.dev_audience == users.dev_audience:
+        raise ConfigurationError("AUTH_DEV_MANAGE_AUDIENCE", "must differ from AUTH_DEV_AUDIENCE")
+
+
 @lru_cache(maxsize=1)
 def get_authenticator() -> Authenticator:
     """The process-wide authenticator built from the settings."""
     return Authenticator(get_settings().auth)
+
+
+@lru_cache(maxsize=1)
+def get_manage_authenticator() -> ManageAuthenticator:
+    """The process-wide management API authenticator built from the settings."""
+    settings = get_settings()
+    return ManageAuthenticator(settings.manage_auth, settings.auth)
 
 
 def make_dev_token(
@@ -308,9 +407,26 @@ def make_dev_token(
     issuer: str = "notify-dev",
     audience: str = "notify",
     minutes: int = 60,
+    roles: list[str] | None = None,
 ) -> str:
     """An HS256 dev token (user id in ``sub``); accepted only where AUTH_DEV_SECRET is set."""
     now = int(time.time())
     exp = now + minutes * 60  # negative minutes give an already expired token (for tests)
-    claims = {"sub": user_id, "iss": issuer, "aud": audience, "iat": now, "nbf": min(now, exp), "exp": exp}
+    claims: dict[str, Any] = {
+        "sub": user_id, "iss": issuer, "aud": audience, "iat": now, "nbf": min(now, exp), "exp": exp
+    }
+    if roles is not None:
+        claims["roles"] = roles
     return jwt.encode(claims, secret, algorithm=DEV_ALGORITHM)
+
+
+def make_dev_manage_token(
+    secret: str,
+    client_id: str = "dev-backend",
+    issuer: str = "notify-dev",
+    audience: str = "notify-manage",
+    role: str = "Notify.Manage",
+    minutes: int = 60,
+) -> str:
+    """An HS256 backend token for the management API of the local stack (an app token with the role)."""
+    return make_dev_token(secret, client_id, issuer, audience, minutes, roles=[role])

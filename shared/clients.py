@@ -27,9 +27,11 @@ from azure.storage.queue import (
 )
 from requests.adapters import HTTPAdapter
 
+from shared.log import quiet_url_loggers
 from shared.settings import StorageSettings, get_settings
 
 logger = logging.getLogger(__name__)
+quiet_url_loggers()  # every SDK client of the app is built here or beside it: no user id in URL logs
 
 # Connections kept per client: at least the invocations that can run at once (the Python worker's default
 # thread pool is 32 at most; host.json allows batchSize + newBatchThreshold = 24 queue messages in flight).

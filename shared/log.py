@@ -12,6 +12,19 @@ from shared.user_keys import user_hash
 
 logger = logging.getLogger("notify.outcome")
 
+#: SDK loggers whose INFO/DEBUG lines carry request URLs, and URLs carry user ids (Web PubSub
+#: ``/users/{userId}/:send``, table keys). The Functions host forwards INFO lines to Application Insights,
+#: so these speak only from WARNING on.
+URL_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "urllib3.connectionpool")
+
+
+def quiet_url_loggers() -> None:
+    """Raise the SDK loggers that print request URLs to WARNING (idempotent)."""
+    for name in URL_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if sdk_logger.level < logging.WARNING:
+            sdk_logger.setLevel(logging.WARNING)
+
 
 def log_outcome(
     notification_id: str,

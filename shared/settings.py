@@ -6,6 +6,8 @@ configuration; a missing or malformed setting raises :class:`ConfigurationError`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
 
@@ -20,6 +23,7 @@ from shared.errors import ConfigurationError
 BINDING_SETTINGS = (
     "NOTIFICATIONS_QUEUE",
     "DEADLINES_QUEUE",
+    "WEBHOOK_QUEUE",
     "PRESENCE_SWEEP_SCHEDULE",
     "INBOX_SWEEP_SCHEDULE",
     "RECOVERY_SCHEDULE",
@@ -51,7 +55,17 @@ DEFAULTS: dict[str, str] = {
     "RETRY_HORIZON_SECONDS": "3600",
     "CLAIM_LEASE_SECONDS": "60",
     "RECOVERY_SCHEDULE": "*/30 * * * * *",
+    "WEBHOOK_QUEUE": "notification-webhooks",
+    "WEBHOOK_RETRY_SECONDS": "86400",
+    "WEBHOOK_BACKOFF_SECONDS": "10",
+    "AUTH_MANAGE_ROLE": "Notify.Manage",
+    "AUTH_DEV_MANAGE_AUDIENCE": "notify-manage",
+    "TELEMETRY_EXPORTER": "auto",
 }
+
+#: Webhook secrets are Standard Webhooks secrets: ``whsec_`` + base64 of 24 to 64 random bytes.
+WEBHOOK_SECRET_PREFIX = "whsec_"
+TELEMETRY_EXPORTERS = ("auto", "azure_monitor", "otlp", "console", "none")
 
 #: The type entry that applies to every type without an entry of its own.
 ANY_TYPE = "*"
@@ -110,6 +124,64 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class ManageAuthSettings:
+    """How backends calling the management API (``/api/manage/...``) are authenticated.
+
+    Separate from the app users' :class:`AuthSettings`: another audience, and an app role that only
+    application (not user) tokens carry. Nothing configured: every request is refused.
+    """
+
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    role: str = "Notify.Manage"
+    dev_secret: str | None = None
+    dev_issuer: str = "notify-dev"
+    dev_audience: str = "notify-manage"
+
+    @property
+    def any_configured(self) -> bool:
+        """True when backend tokens can be validated at all."""
+        return bool((self.oidc_issuer and self.oidc_audience) or self.dev_secret)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Delivery webhooks: where to POST the events, how to sign them, how long to retry."""
+
+    url: str | None = None
+    secrets: tuple[bytes, ...] = ()  # signing keys (decoded); the first signs, all are sent (rotation)
+    queue: str = "notification-webhooks"
+    retry_seconds: int = 86400
+    backoff_seconds: int = 10
+
+    @property
+    def enabled(self) -> bool:
+        """True when WEBHOOK_URL is set."""
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """Where OpenTelemetry traces and metrics go (``shared.observability``)."""
+
+    exporter: str = "auto"
+    applicationinsights_connection_string: str | None = None
+    applicationinsights_client_id: str | None = None  # from APPLICATIONINSIGHTS_AUTHENTICATION_STRING
+    applicationinsights_entra: bool = False  # Authorization=AAD: ingest with a managed identity
+    otlp_endpoint: str | None = None
+
+    @property
+    def effective_exporter(self) -> str:
+        """``auto`` resolved: Application Insights when configured, else OTLP when configured, else none."""
+        if self.exporter != "auto":
+            return self.exporter
+        if self.applicationinsights_connection_string:
+            return "azure_monitor"
+        return "otlp" if self.otlp_endpoint else "none"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the app reads (see the README's configuration table)."""
 
@@ -139,6 +211,9 @@ class Settings:
         """The defaults for ``notification_type``: its own entry, else ``"*"``, else the built-in ones."""
         types = self.notification_types
         return types.get(notification_type) or types.get(ANY_TYPE) or NotificationTypeSettings()
+    manage_auth: ManageAuthSettings = field(default_factory=ManageAuthSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -163,6 +238,9 @@ class Settings:
             inbox_retention_days=reader.integer("INBOX_RETENTION_DAYS", minimum=7, maximum=3650),
             inbox_push_badge=reader.boolean("INBOX_PUSH_BADGE"),
             **_rescheduling(reader),
+            manage_auth=_manage_auth(reader),
+            webhooks=_webhooks(reader),
+            telemetry=_telemetry(reader),
         )
 
 
@@ -337,3 +415,75 @@ def _notification_types(reader: _Reader) -> dict[str, NotificationTypeSettings]:
             values[_TYPE_FIELDS[key]] = value
         result[type_name] = NotificationTypeSettings(**values)
     return result
+def _manage_auth(reader: _Reader) -> ManageAuthSettings:
+    return ManageAuthSettings(
+        oidc_issuer=reader.optional("AUTH_MANAGE_ISSUER") or reader.optional("AUTH_OIDC_ISSUER"),
+        oidc_audience=reader.optional("AUTH_MANAGE_AUDIENCE"),
+        oidc_jwks_url=reader.optional("AUTH_MANAGE_JWKS_URL"),
+        role=reader.required("AUTH_MANAGE_ROLE"),
+        dev_secret=reader.optional("AUTH_DEV_SECRET"),
+        dev_issuer=reader.required("AUTH_DEV_ISSUER"),
+        dev_audience=reader.required("AUTH_DEV_MANAGE_AUDIENCE"),
+    )
+
+
+def _webhooks(reader: _Reader) -> WebhookSettings:
+    url = reader.optional("WEBHOOK_URL")
+    raw_secrets = (reader.optional("WEBHOOK_SECRET") or "").split()
+    if url:
+        parts = urlsplit(url)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigurationError("WEBHOOK_URL", f"must be an https:// URL, got {url[:80]!r}")
+        if parts.scheme == "http" and not loopback:
+            raise ConfigurationError("WEBHOOK_URL", "must use https (plain http only for a loopback address)")
+        if not raw_secrets:
+            raise ConfigurationError("WEBHOOK_SECRET", "is required when WEBHOOK_URL is set")
+    return WebhookSettings(
+        url=url,
+        secrets=tuple(webhook_secret_key(secret) for secret in raw_secrets),
+        queue=reader.queue_name("WEBHOOK_QUEUE"),
+        retry_seconds=reader.integer("WEBHOOK_RETRY_SECONDS", minimum=60, maximum=7 * 86400),
+        backoff_seconds=reader.integer("WEBHOOK_BACKOFF_SECONDS", minimum=1, maximum=3600),
+    )
+
+
+def webhook_secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret; raise ConfigurationError (naming WEBHOOK_SECRET)."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ConfigurationError("WEBHOOK_SECRET", "must start with whsec_ (python -m notify webhook-secret)")
+    encoded = secret[len(WEBHOOK_SECRET_PREFIX):]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError("WEBHOOK_SECRET", "is not whsec_ followed by base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ConfigurationError("WEBHOOK_SECRET", f"must hold 24 to 64 random bytes, not {len(key)}")
+    return key
+
+
+def _telemetry(reader: _Reader) -> TelemetrySettings:
+    exporter = reader.required("TELEMETRY_EXPORTER").lower()
+    if exporter not in TELEMETRY_EXPORTERS:
+        raise ConfigurationError(
+            "TELEMETRY_EXPORTER", f"must be one of {', '.join(TELEMETRY_EXPORTERS)}, got {exporter!r}"
+        )
+    connection_string = reader.optional("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    authentication = reader.optional("APPLICATIONINSIGHTS_AUTHENTICATION_STRING") or ""
+    fields = dict(
+        part.split("=", 1) for part in authentication.split(";") if "=" in part
+    )
+    endpoint = reader.optional("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if exporter == "azure_monitor" and not connection_string:
+        raise ConfigurationError(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING", "is required with TELEMETRY_EXPORTER=azure_monitor"
+        )
+    if exporter == "otlp" and not endpoint:
+        raise ConfigurationError("OTEL_EXPORTER_OTLP_ENDPOINT", "is required with TELEMETRY_EXPORTER=otlp")
+    return TelemetrySettings(
+        exporter=exporter,
+        applicationinsights_connection_string=connection_string,
+        applicationinsights_client_id=fields.get("ClientId") or None,
+        applicationinsights_entra=fields.get("Authorization", "").upper() == "AAD",
+        otlp_endpoint=endpoint.rstrip("/") if endpoint else None,
+    )

@@ -74,3 +74,20 @@ def user_tag(user_id: str) -> str:
 def user_hash(user_id: str) -> str:
     """A short stable hash of the user id (12 hex digits) for logs, so ids never appear in them."""
     return _digest(user_id)[:12]
+
+
+def key_hash(key: str) -> str:
+    """The :func:`user_hash` of the user a key (:func:`user_key`) belongs to, for logs."""
+    if key.startswith(HASHED_PREFIX):
+        return key[len(HASHED_PREFIX):][:12]
+    return user_hash(key)
+
+
+def redact_user(text: str, user_id: str) -> str:
+    """``text`` (e.g. a service's error message) with the user id and its key replaced by the user hash."""
+    if not user_id:
+        return text
+    hashed = f"<user {user_hash(user_id)}>"
+    for value in sorted({user_id, user_key(user_id)}, key=len, reverse=True):
+        text = text.replace(value, hashed)
+    return text

@@ -15,11 +15,13 @@ from azure.storage.queue import QueueClient
 
 from notify.deliveries import DeliveryStore
 from notify.message import notification_id_is_valid, parse_message
-from notify.notifier import MessageQueue, Notifier, PushSending
+from notify.notifier import HOST_MAX_DEQUEUE_COUNT, MessageQueue, Notifier, PushSending
 from notify.poison import PoisonQueue
 from notify.realtime import get_realtime_sender
 from notify.recovery import RecoveryPass
+from notify.telemetry import get_telemetry
 from notify.user_state import get_user_directory
+from notify.webhooks import WebhookOutbox
 from shared.clients import get_queue_client, get_table_client
 from shared.errors import InvalidMessageError, TransientError
 from shared.json_input import JsonInputError, parse_json
@@ -73,11 +75,17 @@ def process_notification_message(
             exc.field,
         )
         _send_to_poison(poison_queue, body)
+        notifier.telemetry.poisoned("notifications", "invalid")
         return
+    attempt = _dequeue_count(msg)
     try:
-        notifier.handle(notification)
+        notifier.handle(notification, attempt)
     except TransientError as exc:  # outside the sends (those re-schedule themselves): e.g. Table storage
         notifier.reschedule_after_error(notification, exc, _insertion_time(msg))
+    except Exception:
+        if attempt >= HOST_MAX_DEQUEUE_COUNT:  # the host moves it to <queue>-poison now
+            notifier.telemetry.poisoned("notifications", "retries-exhausted")
+        raise
 
 
 def _insertion_time(msg: func.QueueMessage) -> float | None:
@@ -107,8 +115,21 @@ def process_deadline_message(
         logger.error("deadline message %s %s; moved to the poison queue", msg.id, exc)
         if poison_queue is not None:
             _send_to_poison(poison_queue, body)
+            notifier.telemetry.poisoned("deadlines", "invalid")
         return
-    notifier.handle_deadline(user_id, notification_id)
+    attempt = _dequeue_count(msg)
+    try:
+        notifier.handle_deadline(user_id, notification_id, attempt)
+    except Exception:
+        if attempt >= HOST_MAX_DEQUEUE_COUNT:
+            notifier.telemetry.poisoned("deadlines", "retries-exhausted")
+        raise
+
+
+def _dequeue_count(msg: func.QueueMessage) -> int:
+    """How many times the host has delivered ``msg`` (1 the first time; 0 when unknown)."""
+    count = getattr(msg, "dequeue_count", None)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
 
 
 def _send_to_poison(poison_queue: QueueClient, body: bytes) -> None:
@@ -135,6 +156,7 @@ def get_notifier() -> Notifier:
     """The process-wide Notifier built from :func:`get_settings`."""
     settings = get_settings()
     deadlines: MessageQueue = get_queue_client(settings.deadlines_queue)
+    events = WebhookOutbox(get_queue_client(settings.webhooks.queue)) if settings.webhooks.enabled else None
     return Notifier(
         deliveries=DeliveryStore(get_table_client(settings.deliveries_table)),
         users=get_user_directory(),
@@ -150,6 +172,8 @@ def get_notifier() -> Notifier:
         retry_max_delay_seconds=settings.retry_max_delay_seconds,
         retry_horizon_seconds=settings.retry_horizon_seconds,
         poison_queue=PoisonQueue(get_queue_client(settings.notifications_queue + "-poison", binary=True)),
+        telemetry=get_telemetry(),
+        events=events,
     )
 
 

@@ -19,9 +19,11 @@ class RecordingNotifier:
         self.known = known or set()
         self.fail = fail
         self.calls: list[tuple[str, str]] = []
+        self.connections: list[str] = []
 
-    def handle_ack(self, user_id: str, notification_id: str) -> bool:
+    def handle_ack(self, user_id: str, notification_id: str, connection_id: str = "") -> bool:
         self.calls.append((user_id, notification_id))
+        self.connections.append(connection_id)
         if self.fail is not None:
             raise self.fail
         return (user_id, notification_id) in self.known
@@ -48,6 +50,7 @@ def test_a_known_notification_is_acked_and_answered_ok() -> None:
     answer = answer_of(handle_ack(event(json.dumps({"notificationId": "n-1"})), notifier))
     assert answer == {"kind": "ackResult", "protocolVersion": 1, "notificationId": "n-1", "ok": True}
     assert notifier.calls == [("alice", "n-1")]
+    assert notifier.connections == ["c1"]  # the connection that acked, for the delivery timeline
 
 
 def test_an_unknown_notification_is_answered_with_its_code() -> None:

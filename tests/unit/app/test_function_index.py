@@ -31,6 +31,15 @@ EXPECTED = {
     "inbox_delete": {"type": "httpTrigger", "route": "inbox/items/{notificationId}", "methods": ["DELETE"]},
     "inbox_sweep": {"type": "timerTrigger", "schedule": "%INBOX_SWEEP_SCHEDULE%"},
     "recover_deliveries": {"type": "timerTrigger", "schedule": "%RECOVERY_SCHEDULE%"},
+    "deliver_webhook_events": {"type": "queueTrigger", "queueName": "%WEBHOOK_QUEUE%"},
+    "manage_notification": {
+        "type": "httpTrigger",
+        "route": "manage/users/{userId}/notifications/{notificationId}",
+        "methods": ["GET"],
+    },
+    "manage_notifications": {
+        "type": "httpTrigger", "route": "manage/users/{userId}/notifications", "methods": ["GET"]
+    },
 }
 
 

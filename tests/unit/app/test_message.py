@@ -29,6 +29,7 @@ VALID: list[dict[str, Any]] = [
     {**BASE, "delivery": "realtime", "body": "x" * 10_000},  # never pushed: no push size limit
     {**BASE, "critical": True},
     {**BASE, "critical": False},
+    {**BASE, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 ]
 
 INVALID: list[Any] = [
@@ -69,6 +70,9 @@ INVALID: list[Any] = [
     {**BASE, "extra": 1},
     {**BASE, "critical": 1},
     {**BASE, "critical": "true"},
+    {**BASE, "traceparent": "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"},
+    {**BASE, "traceparent": "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+    {**BASE, "traceparent": 7},
 ]
 
 

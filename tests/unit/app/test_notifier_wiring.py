@@ -129,3 +129,12 @@ def test_not_found_is_permanent() -> None:
 @pytest.mark.parametrize("error", [ServiceRequestError("refused"), ServiceResponseError("timed out")])
 def test_network_errors_are_transient(error: Exception) -> None:
     assert isinstance(translate_azure_error(error, "svc", "op"), TransientError)  # type: ignore[arg-type]
+
+
+def test_the_notifiers_attempt_count_is_host_json_max_dequeue_count() -> None:
+    from pathlib import Path
+
+    from notify.notifier import HOST_MAX_DEQUEUE_COUNT
+
+    host = json.loads((Path(__file__).resolve().parents[3] / "host.json").read_text(encoding="utf-8"))
+    assert host["extensions"]["queues"]["maxDequeueCount"] == HOST_MAX_DEQUEUE_COUNT

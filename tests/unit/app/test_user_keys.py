@@ -161,3 +161,18 @@ def test_the_user_partition_is_the_one_the_device_index_uses() -> None:
 
     for user_id in ("alice", "Alice/Ü", "x" * MAX_USER_ID_LENGTH):
         assert user_partition(user_id) == _index_partition(user_key(user_id))
+
+
+def test_key_hash_is_the_users_hash_for_both_key_forms() -> None:
+    from shared.user_keys import key_hash, user_hash, user_key
+
+    for user_id in ("alice", "Alice With Spaces/ü", "x" * 300):
+        assert key_hash(user_key(user_id)) == user_hash(user_id)
+
+
+def test_redact_user_replaces_the_id_and_its_key() -> None:
+    from shared.user_keys import redact_user, user_hash
+
+    text = redact_user("tag user:Bob/1 and sha256 id Bob/1 refused", "Bob/1")
+    assert "Bob/1" not in text and user_hash("Bob/1") in text
+    assert redact_user("nothing to hide", "carol") == "nothing to hide"
