@@ -320,9 +320,10 @@ class Read:
 
 @dataclass(frozen=True)
 class Archived:
-    """The user archived the notification (inbox)."""
+    """The user archived the notification, or deleted it (``deleted``), in the inbox."""
 
     claim_id: str = ""
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -774,6 +775,12 @@ def _retract_step(state: DeliveryState, claim_id: str, ctx: _Context) -> Transit
     return _send_once(state, Channel.RETRACT, claim_id, ctx, via_deadline=True)
 
 
+def _and_retract(step: Transition, claim_id: str, ctx: _Context) -> Transition:
+    """``step`` followed by the retract's claim, named after ``step``: the timeline and the webhooks show
+    what happened (``read``, ``acked``, ``push-sent``), the reason adds the retract."""
+    return dataclasses.replace(step.then(_retract_step(step.state, claim_id, ctx)), name=step.name)
+
+
 def _arrived(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     assert isinstance(event, Arrived)
     claim, user = event.claim_id, event.user
@@ -859,8 +866,11 @@ def _seen(kind: str) -> Handler:
             if status is Status.READ and state.status not in (Status.RETRACTED, *_ENDED):
                 changes["status"] = status
             channel = Channel.REALTIME.value if kind == "acked" else "none"
-            reason = f"the user {kind} it"
+            reason = f"the user {kind} it in the inbox"
             details: dict[str, Detail] = {}
+            if isinstance(event, Archived) and event.deleted:
+                reason = "the user deleted it from the inbox"
+                details["deleted"] = True
             if isinstance(event, Acked):
                 reason = "the client acknowledged the in-app message"
                 if event.connection_id:
@@ -871,7 +881,7 @@ def _seen(kind: str) -> Handler:
             first = Transition(kind, reason, dataclasses.replace(state, **changes),
                                (RecordOutcome(channel, kind),), details)
         if _retract_due(first.state):
-            return first.then(_retract_step(first.state, event.claim_id, ctx))
+            return _and_retract(first, event.claim_id, ctx)
         return first
 
     return handler
@@ -928,7 +938,7 @@ def _push_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
         step = Transition("push-sent" if pushed else "no-devices", reason, next_state, (record,), details)
     next_state = step.state
     if _retract_due(next_state):  # seen while the push was on its way
-        return step.then(_retract_step(next_state, event.claim_id, ctx))
+        return _and_retract(step, event.claim_id, ctx)
     return step
 
 

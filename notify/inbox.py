@@ -143,18 +143,19 @@ class DeliveryReads(Protocol):
         """The user read the notification."""
         ...
 
-    def handle_archived(self, user_id: str, notification_id: str) -> bool:
-        """The user archived (or deleted) the notification."""
+    def handle_archived(self, user_id: str, notification_id: str, deleted: bool = False) -> bool:
+        """The user archived (or, with ``deleted``, deleted) the notification."""
         ...
 
 
 def tell(deliveries: DeliveryReads) -> ReadOrArchivedHook:
-    """The hook that tells the delivery of every item read, archived or deleted (a deletion as archived)."""
+    """The hook that tells the delivery of every item read, archived or deleted (a deletion as archived,
+    with its own reason in the timeline)."""
 
     def hook(user_id: str, notification_ids: Sequence[str], mark: Mark) -> None:
         for notification_id in notification_ids:
             if mark in (Mark.ARCHIVE, Mark.DELETE):
-                deliveries.handle_archived(user_id, notification_id)
+                deliveries.handle_archived(user_id, notification_id, deleted=mark is Mark.DELETE)
             else:
                 deliveries.handle_read(user_id, notification_id)
 

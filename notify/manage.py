@@ -12,6 +12,7 @@ from typing import Any
 
 from notify.deliveries import DeliveryRecord, DeliveryStore
 from notify.delivery_machine import Status, TimelineEntry
+from notify.inbox_model import ARCHIVED_AT, READ_AT
 from notify.message import MAX_NOTIFICATION_ID_LENGTH
 from notify.webhooks import rfc3339
 from shared.errors import BadRequestError, NotFoundError
@@ -68,7 +69,34 @@ def delivery_status(store: DeliveryStore, user_id: str, notification_id: str) ->
     record = store.get(check_user_id(user_id), check_notification_id(notification_id))
     if record is None:
         raise NotFoundError(f"user has no notification {notification_id!r}")
-    return {**delivery_summary(record), "timeline": [entry_view(e) for e in record.state.timeline]}
+    timeline = [*record.state.timeline, *inbox_marks(record)]
+    return {**delivery_summary(record), "timeline": [entry_view(e) for e in timeline]}
+
+
+def inbox_marks(record: DeliveryRecord) -> list[TimelineEntry]:
+    """Reads and archives of the inbox that the delivery itself did not record, as timeline entries.
+
+    The inbox tells the delivery of a mark only while the delivery can still change (a push due or one to
+    retract: ``notify.inbox.DELIVERY_STILL_OPEN``); the delivery then records it like any transition (and a
+    webhook event goes out). A mark on a settled delivery (acked, no devices, ...) changes nothing there and
+    costs no request: it is shown from the inbox's own columns of the row, after the delivery's entries.
+    """
+    state = record.state
+    entity = record.entity
+    recorded = {entry.name for entry in state.timeline}
+    seq = state.timeline[-1].seq + 1 if state.timeline else 0
+    marks: list[tuple[float, str]] = []
+    for name, column, delivery_time in (("read", READ_AT, state.read_at),
+                                        ("archived", ARCHIVED_AT, state.archived_at)):
+        at = entity.get(column)
+        if isinstance(at, int | float) and at > 0 and not delivery_time and name not in recorded:
+            marks.append((float(at), name))
+    entries = []
+    for at, name in sorted(marks):
+        reason = f"the user {name} it in the inbox (the delivery had ended as {state.status.value})"
+        entries.append(TimelineEntry(seq, at, name, state.status.value, reason, {"source": "inbox"}))
+        seq += 1
+    return entries
 
 
 def list_deliveries(

@@ -303,9 +303,10 @@ class Notifier:
         """
         return self._seen(user_id, notification_id, Read(new_claim_id()))
 
-    def handle_archived(self, user_id: str, notification_id: str) -> bool:
-        """Record that the user archived the notification (inbox); a push that went out is retracted."""
-        return self._seen(user_id, notification_id, Archived(new_claim_id()))
+    def handle_archived(self, user_id: str, notification_id: str, deleted: bool = False) -> bool:
+        """Record that the user archived (or deleted) the notification in the inbox; a push that went out is
+        retracted."""
+        return self._seen(user_id, notification_id, Archived(new_claim_id(), deleted))
 
     def _seen(self, user_id: str, notification_id: str, event: Acked | Read | Archived) -> bool:
         record = self._deliveries.get(user_id, notification_id)

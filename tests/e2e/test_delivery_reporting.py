@@ -236,6 +236,37 @@ def test_every_path_reported_by_api_webhooks_and_cli(
         assert watched_id in watched.stdout
     assert f"{user_id}  {notification_id}  push-sent" in watched.stdout
 
+    # The inbox, as the app calls it: reads, archives and deletes join the timeline with their reason.
+    user_token = {"Authorization": "Bearer " + target.token(run.user_id)}
+
+    def inbox(method: str, path: str) -> None:
+        url = f"{target.functions_url}/api/inbox/items/{path}"
+        answer = requests.request(method, url, headers=user_token, timeout=10)
+        assert answer.status_code in (200, 204), answer.text
+
+    inbox("POST", f"{ids['offline'][1]}/read")  # pushed: the read changes the delivery (a retract is due)
+    inbox("DELETE", ids["ack timeout"][1])  # pushed: deleted, retracted too
+    inbox("POST", f"{ids['acked'][1]}/read")  # acked: the delivery is settled, the inbox keeps the mark
+    for path in ("offline", "ack timeout"):
+        settled(target, *ids[path], "retracted")
+    read = backend.timeline(*ids["offline"])
+    assert names(read)[3:] == ["read", "retracted"]
+    assert read[3]["reason"] == "the user read it in the inbox (after the push went out); claim retract"
+    deleted = backend.timeline(*ids["ack timeout"])
+    assert names(deleted)[5:] == ["archived", "retracted"] and deleted[5]["details"] == {"deleted": True}
+    assert deleted[5]["reason"].startswith("the user deleted it from the inbox (after the push went out)")
+    acked = backend.timeline(*ids["acked"])
+    assert names(acked) == ["accepted", "claim", "realtime-sent", "acked", "read"]
+    assert acked[4]["reason"] == "the user read it in the inbox (the delivery had ended as acked)"
+    assert acked[4]["details"] == {"source": "inbox"} and acked[4]["seq"] == 4
+    # The delivery's own entries go to the webhook too (the inbox-only mark of a settled one does not).
+    for path in ("offline", "ack timeout"):
+        wanted = [e["seq"] for e in backend.timeline(*ids[path])]
+        got = ids[path][1]
+        wait_until(lambda got=got, wanted=wanted: sorted(e["data"]["sequence"] for e in receiver.of(got))
+                   == wanted, 30, f"the inbox's transitions of {path} never reached the webhook receiver")
+    assert [e["data"]["name"] for e in receiver.of(ids["acked"][1])] == names(acked)[:4]
+
 
 def test_the_management_api_refuses_users_and_users_api_refuses_backends(target: DemoTarget) -> None:
     backend = Backend(target)

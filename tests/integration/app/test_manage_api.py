@@ -109,3 +109,30 @@ def test_bad_query_parameters_are_400_naming_the_field(table: TableClient, param
     status, body = answer(notification_list_response(get({"userId": "bob"}, params), AnyBackend(),
                                                      DeliveryStore(table)))
     assert status == 400 and body["error"]["field"] == field  # type: ignore[index]
+
+
+def test_closed_by_default_and_never_open_to_a_user(table: TableClient) -> None:
+    """Nothing configured for backends: every request is refused, whatever it carries; a users' dev token
+    is never a backend's, even where development backend tokens are configured."""
+    from shared.auth import ManageAuthenticator, make_dev_manage_token, make_dev_token
+    from shared.settings import AuthSettings, ManageAuthSettings
+
+    secret = "dev-secret-for-manage-tests-0123456789"
+    store = DeliveryStore(table)
+    insert(store, "alice", "n-1", online=False)
+    route = {"userId": "alice", "notificationId": "n-1"}
+
+    def call(auth: ManageAuthenticator, token: str) -> tuple[int, dict[str, object]]:
+        headers = {"Authorization": f"Bearer {token}"}
+        request = func.HttpRequest("GET", "http://localhost/api/manage/x", headers=headers, params={},
+                                   route_params=route, body=b"")
+        return answer(notification_status_response(request, auth, store))
+
+    unconfigured = ManageAuthenticator(ManageAuthSettings(), AuthSettings(dev_secret=secret))
+    for token in (make_dev_manage_token(secret), make_dev_token(secret, "alice")):
+        status, body = call(unconfigured, token)
+        assert status == 401 and body["error"] == {
+            "code": "unauthorized", "message": "the management API has no authentication configured"}
+    dev = ManageAuthenticator(ManageAuthSettings(dev_secret=secret), AuthSettings(dev_secret=secret))
+    assert call(dev, make_dev_token(secret, "alice"))[0] == 401
+    assert call(dev, make_dev_manage_token(secret))[0] == 200

@@ -71,3 +71,20 @@ def test_each_trigger_is_declared_as_the_host_expects() -> None:
             assert trigger["hub"] == "%WebPubSubHub%", name
         if trigger["type"] == "queueTrigger":
             assert trigger["connection"] == "AzureWebJobsStorage", name
+
+
+def test_the_hosts_route_rules_accept_every_http_function_of_the_app() -> None:
+    """The Functions host refuses routes starting with ``admin``/``runtime`` (a plain prefix, before ``api/``
+    is applied; a function without a route is routed by its name) and two functions on one route and method.
+    The management API lives under ``manage/`` for that reason; the local host applies the same rule."""
+    from devstack.functions_host.indexing import IndexedFunction, check_http_routes, http_route
+
+    functions = []
+    for name, bindings in _index().items():
+        trigger = next(b for b in bindings if str(b["type"]).endswith("Trigger"))
+        functions.append(IndexedFunction(name, name, dict(trigger), list(bindings)))
+    check_http_routes(functions)  # raises IndexingError naming the function at fault
+    routes = {http_route(f) for f in functions if f.trigger_type == "httpTrigger"}
+    manage = {"manage/users/{userId}/notifications/{notificationId}", "manage/users/{userId}/notifications"}
+    assert manage <= routes
+    assert not [r for r in routes if r.lower().startswith(("admin", "runtime"))]
