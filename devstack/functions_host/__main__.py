@@ -63,6 +63,7 @@ async def _serve(functions_host: FunctionsHost, host: str, port: int) -> None:
     bound = port
     if server is not None and getattr(server, "sockets", None):
         bound = int(server.sockets[0].getsockname()[1])
+    await functions_host.start_listeners()  # after the bind (FunctionsHost.build_web_app says why)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -146,14 +146,17 @@ class FunctionsHost:
         app.router.add_route("*", WEBHOOK_PATH, self.webpubsub.handle)
         app.router.add_get("/admin/host/status", self._status)
         app.router.add_route("*", "/{tail:.*}", self.http.handle)
-        app.on_startup.append(self._start_listeners)
+        # The listeners start once the site is bound (start_listeners): an invocation's consequences can
+        # come straight back over HTTP (a client acks an in-app message: Web PubSub posts the ack event to
+        # this host), and must not find the port closed. on_startup would run them before the bind.
         app.on_cleanup.append(self._stop_listeners)
         return app
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({"state": "Running", "functions": self.function_names})
 
-    async def _start_listeners(self, app: web.Application) -> None:
+    async def start_listeners(self) -> None:
+        """Start the queue and timer listeners; call it once the HTTP site listens."""
         for function in self.functions:
             if function.trigger_type == "queueTrigger":
                 listener = QueueListener(
@@ -264,6 +267,12 @@ def start_functions_host(
         bound = server.start()
     except BaseException:
         functions_host.worker.stop()
+        _restore(restore)
+        raise
+    try:
+        server.call(functions_host.start_listeners)
+    except BaseException:
+        server.stop()
         _restore(restore)
         raise
     return RunningFunctionsHost(f"http://{host}:{bound}", bound, functions_host, server, restore)
