@@ -5,7 +5,10 @@
 the user's notifications, optionally of some statuses only, a page at a time.
 
 Callers authenticate with a backend token (:class:`shared.auth.ManageAuthenticator`); app users' tokens
-are refused. (Not under ``admin``: the Functions host reserves routes and function names starting with it.)
+are refused. Not under ``admin``: the Functions host refuses, at start, any HTTP route starting with
+``admin`` or ``runtime`` (a plain prefix of the route before ``api/`` is applied, so ``administration``
+too; a function without a route is routed by its name); the local host applies the same rule
+(devstack/functions_host/indexing.py).
 """
 
 from __future__ import annotations
