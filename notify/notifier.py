@@ -362,6 +362,7 @@ class Notifier:
             )
             logger.error("notification %s moved to the poison queue: %s",
                          notification.notification_id, reason)
+            self._telemetry.poisoned("notifications", "expired" if now >= expires_at else "retry-horizon")
             return
         delay = min(max(float(rules.retry_delay_seconds), age), float(rules.retry_max_delay_seconds))
         if error.retry_after is not None:
@@ -584,6 +585,7 @@ class Notifier:
             )
         )
         logger.error("notification %s moved to the poison queue: %s", notification.notification_id, reason)
+        self._telemetry.poisoned("notifications", "retry-horizon")
 
     def _enqueue_deadline(self, notification: Notification, delay: int) -> None:
         content = json.dumps({"userId": notification.user_id, "notificationId": notification.notification_id})

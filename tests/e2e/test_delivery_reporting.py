@@ -3,8 +3,8 @@ the management API (which refuses users' tokens), every transition POSTed to a w
 verifies each signature with independent implementations, and the CLI's ``status`` / ``list`` / ``watch``.
 
 Paths: acked; ack timeout → push; offline → push; no devices; expired; failed (a permanent push error);
-failed after retries (a push outage: five attempts, then the poison queue). Before the scenario a first
-notification meets a receiver that fails three times: it still arrives, each event exactly once.
+failed after retries (a push outage: re-scheduled attempts, then the poison queue). Before the scenario a
+first notification meets a receiver that fails three times: it still arrives, each event exactly once.
 """
 
 from __future__ import annotations
@@ -49,9 +49,11 @@ def app_env(receiver: WebhookReceiver) -> dict[str, str]:
         "WEBHOOK_URL": receiver.url,
         "WEBHOOK_SECRET": SECRET,
         "WEBHOOK_BACKOFF_SECONDS": "1",
-        # The outage path: the host retries at once, and the notifier does not retry inside.
-        "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
+        # The outage path: no retry inside an invocation; re-scheduled every second, poisoned after 3 s.
         "RETRY_MAX_ATTEMPTS": "1",
+        "RETRY_DELAY_SECONDS": "1",
+        "RETRY_MAX_DELAY_SECONDS": "1",
+        "RETRY_HORIZON_SECONDS": "3",
     }
 
 
@@ -147,12 +149,13 @@ def test_every_path_reported_by_api_webhooks_and_cli(
     nh.inject_fault(status=503, count=1000, path="/notify/messages")
     ids["failed after retries"] = (run.user_id, enqueue(target, run.user_id, delivery="push"))
     try:
-        wait_until(lambda: "poisoned" in str(delivery_row(target, *ids["failed after retries"])), 60,
-                   "the outage path never reached its last attempt")
+        settled(target, *ids["failed after retries"], "poisoned")
     finally:
         nh.clear_faults()
 
     timelines = {path: backend.timeline(*where) for path, where in ids.items()}
+    retries = names(timelines["failed after retries"]).count("retry-scheduled")
+    assert retries >= 1
     assert {path: names(t) for path, t in timelines.items()} == {
         "acked": ["accepted", "claim", "realtime-sent", "acked"],
         "ack timeout": ["accepted", "claim", "realtime-sent", "claim", "push-sent"],
@@ -160,7 +163,7 @@ def test_every_path_reported_by_api_webhooks_and_cli(
         "no devices": ["accepted", "no-devices"],
         "expired": ["accepted", "expired"],
         "failed": ["accepted", "claim", "failed"],
-        "failed after retries": ["accepted", *["claim", "released"] * 5],
+        "failed after retries": ["accepted", *["claim", "retry-scheduled"] * retries, "claim", "poisoned"],
     }
     reasons = {path: [e["reason"] for e in t] for path, t in timelines.items()}
     assert reasons["acked"][2] == "sent in-app to 1 connection"
@@ -173,7 +176,8 @@ def test_every_path_reported_by_api_webhooks_and_cli(
     assert "time to live ran out" in reasons["expired"][1]
     assert "400" in reasons["failed"][2] and timelines["failed"][2]["status"] == "failed"
     last = timelines["failed after retries"][-1]
-    assert last["details"]["attempt"] == 5 and last["details"]["poisoned"] is True
+    assert last["details"]["attempts"] == retries + 1 and last["details"]["poisoned"] is True
+    assert last["status"] == "poisoned" and "retry horizon 3 s" in last["reason"]
     assert all(e["at"].endswith("Z") for t in timelines.values() for e in t)
 
     # The listing by status, for support.

@@ -46,13 +46,13 @@ from notify.deliveries import DeliveryStore
 from notify.delivery_machine import Status, TimelineEntry
 from notify.devices import DeviceRegistry
 from notify.notifier import Notifier
+from notify.poison import PoisonQueue
 from notify.presence import PresenceStore
 from notify.push import PushSender
 from notify.realtime import RealtimeSender
 from notify.telemetry import DeliveryTelemetry
 from notify.user_state import UserDirectory
 from notify.webhooks import WebhookOutbox
-from shared.errors import TransientError
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
 from shared.user_keys import user_hash
@@ -78,6 +78,11 @@ class Reporting:
     hub: str
     spans: InMemorySpanExporter
     metrics: InMemoryMetricReader
+    notifier_args: dict[str, Any]
+
+    def notifier_with(self, **overrides: Any) -> Notifier:
+        """A notifier like the fixture's, with some arguments changed."""
+        return Notifier(**{**self.notifier_args, **overrides})
 
     def send(self, user_id: str, **kwargs: Any) -> str:
         return self.producer.send(user_id, "Hello", "World", **kwargs)
@@ -178,23 +183,24 @@ def reporting(
     deliveries = DeliveryStore(deliveries_table)
     presence = PresenceStore(devices_table)  # connection rows live in the users' partitions there
     devices = DeviceRegistry(devices_table, nh_client)
-    notifier = Notifier(
-        deliveries=deliveries,
-        users=UserDirectory(devices_table),
-        realtime=RealtimeSender(wps),
-        push=PushSender(nh_client),
-        deadline_queue=deadlines,
-        ack_timeout_seconds=1,
-        retry=RETRY,
-        recheck_queue=notifications,
-        telemetry=telemetry,
-        events=WebhookOutbox(webhook_queue),
-    )
+    notifier_args: dict[str, Any] = {
+        "deliveries": deliveries,
+        "users": UserDirectory(devices_table),
+        "realtime": RealtimeSender(wps),
+        "push": PushSender(nh_client),
+        "deadline_queue": deadlines,
+        "ack_timeout_seconds": 1,
+        "retry": RETRY,
+        "recheck_queue": notifications,
+        "telemetry": telemetry,
+        "events": WebhookOutbox(webhook_queue),
+    }
+    notifier = Notifier(**notifier_args)
     producer = NotificationClient(notifications, telemetry=telemetry)
     try:
         yield Reporting(
             producer, notifications, notifier, deliveries, presence, devices, wps, deadlines, poison,
-            webhook_queue, notification_hubs_emulator, nh_hub, spans, reader,
+            webhook_queue, notification_hubs_emulator, nh_hub, spans, reader, notifier_args,
         )
     finally:
         nh_client.close()
@@ -299,27 +305,44 @@ def test_permanent_push_failure_is_failed_with_the_error(reporting: Reporting) -
 
 
 def test_failed_after_retries_records_each_attempt_and_the_poisoning(reporting: Reporting) -> None:
+    # An outage longer than the retry horizon: each attempt is re-scheduled with its delay, then the
+    # notification goes to the poison queue. The clock is the notifier's, moved to each retry's moment.
+    clock = [time.time()]
+    notifier = reporting.notifier_with(
+        clock=lambda: clock[0], retry_delay_seconds=10, retry_max_delay_seconds=10, retry_horizon_seconds=35,
+        poison_queue=PoisonQueue(reporting.poison),
+    )
     reporting.register_device("fr")
     reporting.nh.inject_fault(status=503, count=1000, path=f"/{reporting.hub}/messages")
     notification_id = reporting.send("fr", delivery="push")
     body, message_id = reporting.take_next()
-    for attempt in range(1, 6):  # the host's five deliveries of the message (host.json maxDequeueCount)
-        with pytest.raises(TransientError):
-            reporting.redeliver(body, message_id, attempt)
+    for _ in range(10):
+        message = QueueMessage(id=message_id, body=body, dequeue_count=1)  # type: ignore[no-untyped-call]
+        process_notification_message(message, notifier, reporting.poison)  # re-scheduled: no error
+        record = reporting.deliveries.get("fr", notification_id)
+        assert record is not None
+        if record.state.poisoned_at:
+            break
+        clock[0] = record.state.retry_at + 0.1  # the re-scheduled copy comes back then
     timeline = reporting.timeline("fr", notification_id)
-    assert names(timeline) == ["accepted"] + ["claim", "released"] * 5
-    released = [e for e in timeline if e.name == "released"]
-    assert [e.details["attempt"] for e in released] == [1, 2, 3, 4, 5]
-    assert all("503" in str(e.details["error"]) for e in released)
-    assert "attempt 2 of 5; the message is retried" in released[1].reason
-    assert released[-1].details["poisoned"] is True and "poisoned" in released[-1].reason
-    assert timeline[-1].status == Status.ACCEPTED  # a replay of the poison message can still deliver it
+    scheduled = [e for e in timeline if e.name == "retry-scheduled"]
+    assert len(scheduled) >= 2
+    retried = ["claim", "retry-scheduled"] * len(scheduled)
+    assert names(timeline) == ["accepted", *retried, "claim", "poisoned"]
+    assert [e.details["attempt"] for e in scheduled] == list(range(1, len(scheduled) + 1))
+    assert all("503" in str(e.details["error"]) and e.details["channel"] == "push" for e in scheduled)
+    assert scheduled[0].reason.startswith("the push send failed transiently (")
+    last = timeline[-1]
+    assert last.details["poisoned"] is True and last.details["attempts"] == len(scheduled) + 1
+    assert last.reason.startswith(f"gave up after {len(scheduled) + 1} attempts")
+    assert "retry horizon" in last.reason
+    assert last.status == Status.POISONED
     poisoned = reporting.metric_points()["notify.poisoned"]
     assert [(attrs, p.value) for attrs, p in poisoned] == [
-        ({"queue": "notifications", "reason": "retries-exhausted"}, 1)
+        ({"queue": "notifications", "reason": "retry-horizon"}, 1)
     ]
     retries = reporting.metric_points()["notify.delivery.retries"]
-    assert [(attrs, p.value) for attrs, p in retries] == [({"channel": "push"}, 5)]
+    assert [(attrs, p.value) for attrs, p in retries] == [({"channel": "push"}, len(scheduled))]
 
 
 def test_one_webhook_message_per_handling_with_its_entries(reporting: Reporting) -> None:
