@@ -44,6 +44,7 @@ from devstack.demo import (
 from devstack.stack import HOST, HUB, RunningStack
 from notify.message import parse_message
 from notify.user_rows import connection_id_of, user_partition
+from shared.auth import make_dev_manage_token
 from shared.errors import InvalidMessageError
 from shared.user_keys import user_id_problem, user_key
 from tests.e2e.test_rejections import sign
@@ -467,6 +468,131 @@ def test_inbox_endpoints_answer_every_input_without_a_5xx(
                      "inbox_item", "inbox_mark", "inbox_delete"):
         assert failed_invocations(e2e_stack, function) == 0
     assert set(statuses) >= {200, 400, 401, 404}, statuses
+
+
+CHANNEL_KEYS = st.sampled_from(["*", "push", "realtime", "x"])
+TYPE_KEYS = st.sampled_from(["chat", "*", "", "promo"])
+PREFERENCE_BODIES = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "channels": st.dictionaries(CHANNEL_KEYS, JSON_VALUES, max_size=2) | JSON_VALUES,
+            "types": st.dictionaries(TYPE_KEYS, JSON_VALUES, max_size=2) | JSON_VALUES,
+            "quietHours": st.fixed_dictionaries(
+                {"timeZone": st.sampled_from(["Europe/Paris", "UTC", "Mars/Base", ""]) | JSON_VALUES},
+                optional={"windows": st.lists(st.fixed_dictionaries(
+                    {"start": st.sampled_from(["22:00", "07:00:30", "24:00", "7"]) | JSON_VALUES,
+                     "end": st.sampled_from(["07:00", "22:00", "x"]) | JSON_VALUES},
+                    optional={"days": JSON_VALUES}), max_size=3) | JSON_VALUES},
+            )
+            | JSON_VALUES,
+            "extra": JSON_VALUES,
+        },
+    ).map(lambda d: to_bytes(d, False)),
+    JSON_VALUES.map(lambda v: to_bytes(v, True)),
+    DEEP.map(lambda v: to_bytes(v, True)),
+    st.binary(max_size=100),
+    st.just(b"x" * 20_000),
+)
+
+
+def as_header(auth: str | bytes) -> bytes:
+    """An Authorization value as UTF-8 bytes (lone surrogates make bytes that are not UTF-8)."""
+    return auth.encode("utf-8", "surrogatepass") if isinstance(auth, str) else auth
+
+
+def test_preferences_answer_every_input_without_a_5xx(
+    e2e_stack: RunningStack, e2e_target: DemoTarget
+) -> None:
+    session = requests.Session()
+    statuses = Counter[int]()
+    user = f"prefs-fuzz-{RUN}"
+
+    @fuzz(100)
+    @given(
+        st.sampled_from(["GET", "PUT", "PATCH", "PUT", "PATCH"]),
+        st.one_of(st.just("Bearer " + e2e_target.token(user)), authorizations(e2e_target)),
+        st.sampled_from(["application/json", "application/merge-patch+json", "text/plain", None]),
+        PREFERENCE_BODIES,
+    )
+    def call(method: str, auth: str | bytes | None, content_type: str | None, body: bytes) -> None:
+        headers: dict[str, str | bytes] = {}
+        if auth is not None:
+            headers["Authorization"] = as_header(auth)
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        response = session.request(method, f"{e2e_target.functions_url}/api/preferences", headers=headers,
+                                   data=body if method != "GET" else None, timeout=TIMEOUT)
+        statuses[response.status_code] += 1
+        assert response.status_code < 500, (method, body[:200], response.status_code, response.text[:300])
+        if response.status_code >= 400:
+            assert_error_body(response)
+
+    try:
+        call()
+    finally:
+        session.close()
+    print("preferences fuzz statuses:", dict(statuses))
+    assert failed_invocations(e2e_stack, "preferences") == 0
+    assert set(statuses) >= {200, 400, 401}, statuses
+
+
+MANAGE_QUERY_NAMES = st.sampled_from(["status", "limit", "cursor", "continuation", "x", ""])
+MANAGE_QUERY_VALUES = st.one_of(
+    st.sampled_from(["acked", "pushed", "retrying", "1", "0", "1000", "-1", "eyJ9"]), ANY_TEXT
+)
+
+
+def test_management_api_answers_every_input_without_a_5xx(
+    e2e_stack: RunningStack, e2e_target: DemoTarget
+) -> None:
+    """Backend and user tokens, forged ones, odd user ids, ids and queries: never a 5xx, a user never in."""
+    session = requests.Session()
+    statuses = Counter[int]()
+    user = f"manage-fuzz-{RUN}"
+    known = f"fuzz-manage-{RUN}"
+    enqueue_with_cli(e2e_target, user, "fuzzed", notification_id=known)
+    wait_until(lambda: delivery_row(e2e_target, user, known), TIMEOUT, "the notification was never recorded")
+    backend = "Bearer " + make_dev_manage_token(e2e_target.setting("AUTH_DEV_SECRET"))
+    user_token = "Bearer " + e2e_target.token(user)
+
+    @fuzz(120)
+    @given(
+        st.one_of(st.just(user), INSTALLATION_IDS),
+        st.one_of(st.none(), st.just(known), INSTALLATION_IDS),
+        st.dictionaries(MANAGE_QUERY_NAMES, MANAGE_QUERY_VALUES, max_size=3),
+        st.one_of(st.just(backend), st.just(backend), st.just(user_token), authorizations(e2e_target)),
+    )
+    def call(
+        user_id: str, notification_id: str | None, query: dict[str, str], auth: str | bytes | None
+    ) -> None:
+        def segment(text: str) -> str:
+            return urllib.parse.quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+        path = f"users/{segment(user_id)}/notifications"
+        if notification_id is not None:
+            path += "/" + segment(notification_id)
+        encoded = "&".join(f"{segment(k)}={segment(v)}" for k, v in query.items())
+        headers: dict[str, str | bytes] = {}
+        if auth is not None:
+            headers["Authorization"] = as_header(auth)
+        response = session.get(f"{e2e_target.functions_url}/api/manage/{path}?{encoded}", headers=headers,
+                               timeout=TIMEOUT)
+        statuses[response.status_code] += 1
+        assert response.status_code < 500, (path, query, response.status_code, response.text[:300])
+        if response.status_code >= 400:
+            assert_error_body(response)
+        if auth == user_token:
+            assert response.status_code == 401, (path, response.status_code)  # a user's token never grants it
+
+    try:
+        call()
+    finally:
+        session.close()
+    print("management fuzz statuses:", dict(statuses))
+    for function in ("manage_notification", "manage_notifications"):
+        assert failed_invocations(e2e_stack, function) == 0
+    assert set(statuses) >= {200, 401, 404}, statuses
 
 
 # ---- Web PubSub events -----------------------------------------------------------------------------------
