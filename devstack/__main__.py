@@ -4,7 +4,8 @@
 ``make dev``, or against a private stack it starts and stops itself.
 
 ``python -m devstack token --user alice``: print a development token for the local stack (stdout: the token
-alone, so ``TOKEN=$(python -m devstack token --user alice)`` works; stderr: how to use it).
+alone, so ``TOKEN=$(python -m devstack token --user alice)`` works; stderr: how to use it). ``--backend``
+instead of ``--user``: a backend token for the management API.
 """
 
 from __future__ import annotations
@@ -34,8 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated browser origins the app answers CORS for ('' for none; default: "
         "local.settings.json Host.CORS, else any port of localhost, 127.0.0.1 and [::1])",
     )
-    token = commands.add_parser("token", help="print a development token for a user of the local stack")
-    token.add_argument("--user", required=True, help="the user id (the token's sub claim)")
+    token = commands.add_parser(
+        "token", help="print a development token for a user (or a backend) of the local stack"
+    )
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the user id (the token's sub claim)")
+    who.add_argument(
+        "--backend",
+        nargs="?",
+        const="dev-backend",
+        metavar="CLIENT_ID",
+        help="a backend token for the management API (/api/manage/...) instead; CLIENT_ID defaults to "
+        "dev-backend",
+    )
     token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60; negative: expired)")
     demo = commands.add_parser("demo", help="run the demo scenario and check every step")
     where = demo.add_mutually_exclusive_group()
@@ -50,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _demo(args)
     if args.command == "token":
+        if args.backend is not None:
+            return _backend_token(args.backend, args.minutes)
         return _token(args.user, args.minutes)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -120,6 +134,37 @@ def _token(user_id: str, minutes: int) -> int:
         f"# a development token for user {user_id!r}, valid {minutes} minutes (AUTH_DEV_SECRET of "
         f"{default_settings_file().name}); try it against make dev:\n"
         f"curl -X POST -H 'Authorization: Bearer {token}' {url}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 0
+
+
+def _backend_token(client_id: str, minutes: int) -> int:
+    from devstack.demo import app_settings
+    from devstack.stack import FUNCTIONS_PORT, HOST, default_settings_file
+    from shared.auth import make_dev_manage_token
+
+    settings = app_settings({})
+    secret = settings.get("AUTH_DEV_SECRET")
+    if not secret:
+        print(f"devstack: AUTH_DEV_SECRET is not set in {default_settings_file()}", file=sys.stderr)
+        return 1
+    if not client_id.strip():
+        print("devstack: --backend must not be empty", file=sys.stderr)
+        return 1
+    token = make_dev_manage_token(
+        secret,
+        client_id,
+        issuer=settings.get("AUTH_DEV_ISSUER") or "notify-dev",
+        audience=settings.get("AUTH_DEV_MANAGE_AUDIENCE") or "notify-manage",
+        minutes=minutes,
+    )
+    print(token, flush=True)
+    url = f"http://{HOST}:{FUNCTIONS_PORT}/api/manage/users/alice/notifications"
+    print(
+        f"# a development backend token ({client_id!r}, role Notify.Manage), valid {minutes} minutes; the "
+        f"management API of make dev:\ncurl -H 'Authorization: Bearer {token}' {url}",
         file=sys.stderr,
         flush=True,
     )

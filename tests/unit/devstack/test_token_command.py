@@ -6,7 +6,7 @@ import pytest
 
 from devstack.__main__ import main
 from devstack.demo import app_settings
-from shared.auth import Authenticator
+from shared.auth import Authenticator, ManageAuthenticator
 from shared.errors import UnauthorizedError
 from shared.settings import Settings
 
@@ -36,3 +36,25 @@ def test_an_expired_token_can_be_made_for_tests(capsys: pytest.CaptureFixture[st
 def test_an_empty_user_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["token", "--user", " "]) == 1
     assert "--user" in capsys.readouterr().err
+
+
+def test_a_backend_token_opens_the_management_api_and_not_the_user_api(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["token", "--backend"]) == 0
+    out, err = capsys.readouterr()
+    headers = {"Authorization": f"Bearer {out.strip()}"}
+    settings = Settings.from_environ(app_settings({}))
+    backend = ManageAuthenticator(settings.manage_auth, settings.auth).authenticate(headers)
+    assert backend.client_id == "dev-backend"
+    with pytest.raises(UnauthorizedError):
+        authenticator().authenticate(headers)
+    assert "/api/manage/users/alice/notifications" in err
+
+
+def test_user_or_backend_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["token"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["token", "--user", "alice", "--backend"])
