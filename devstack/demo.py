@@ -488,6 +488,14 @@ def offline_goes_straight_to_push(run: DemoRun) -> str:
     wait_until(
         lambda: pushes_of(run.target, run.installation_id, notification_id), 15, "no push while offline"
     )
+    # The record follows the send: the sink can hold the push a moment before the row says so.
+    with contextlib.suppress(StepFailed):
+        wait_until(
+            lambda: (delivery_row(run.target, run.user_id, notification_id) or {}).get("status") == "pushed",
+            SLACK_SECONDS,
+            "the push was never recorded",
+            interval=0.1,
+        )
     row = delivery_row(run.target, run.user_id, notification_id) or {}
     if row.get("realtimeSentAt", 0) or row.get("status") != "pushed":
         raise StepFailed(f"expected a push only; the delivery row says {_summary(row)}")
