@@ -476,7 +476,22 @@ def unacked_falls_back_to_push(run: DemoRun) -> str:
         interval=0.2,
     )
     after = time.monotonic() - received
+    row = wait_for_status(run, notification_id, "pushed")
+    if row.get("status") != "pushed":
+        raise StepFailed(f"pushed, but the delivery row says {_summary(row)}")
     return f"received in-app, not acked, pushed {after:.1f} s later (ack timeout {timeout:g} s)"
+
+
+def wait_for_status(run: DemoRun, notification_id: str, status: str) -> dict[str, Any]:
+    """The delivery row once it says ``status`` (or as it is after the slack): the record follows the send,
+    so the push sink can hold a push a moment before the row says so."""
+    with contextlib.suppress(StepFailed):
+        wait_until(
+            lambda: _row_if(run, notification_id, lambda row: row.get("status") == status),
+            SLACK_SECONDS,
+            f"the delivery row never said {status}",
+        )
+    return delivery_row(run.target, run.user_id, notification_id) or {}
 
 
 def offline_goes_straight_to_push(run: DemoRun) -> str:
@@ -488,15 +503,7 @@ def offline_goes_straight_to_push(run: DemoRun) -> str:
     wait_until(
         lambda: pushes_of(run.target, run.installation_id, notification_id), 15, "no push while offline"
     )
-    # The record follows the send: the sink can hold the push a moment before the row says so.
-    with contextlib.suppress(StepFailed):
-        wait_until(
-            lambda: (delivery_row(run.target, run.user_id, notification_id) or {}).get("status") == "pushed",
-            SLACK_SECONDS,
-            "the push was never recorded",
-            interval=0.1,
-        )
-    row = delivery_row(run.target, run.user_id, notification_id) or {}
+    row = wait_for_status(run, notification_id, "pushed")
     if row.get("realtimeSentAt", 0) or row.get("status") != "pushed":
         raise StepFailed(f"expected a push only; the delivery row says {_summary(row)}")
     return f"status pushed, no in-app send (notificationId {notification_id})"
