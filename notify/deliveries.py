@@ -67,6 +67,8 @@ from shared.user_keys import user_key
 
 logger = logging.getLogger(__name__)
 SERVICE = "table storage"
+#: Pages one recovery scan reads at most (one request each); the next pass resumes where it stopped.
+RECOVERY_SCAN_PAGES = 20
 #: Longest timeline column: a string property holds at most 32K UTF-16 characters (64 KiB).
 MAX_TIMELINE_CHARS = 30_000
 #: Columns a listing reads: everything but the content and the claims.
@@ -338,25 +340,32 @@ class DeliveryStore:
         return DeliveryRecord({**record.entity, **fields}, str(metadata["etag"]))
 
 
-    def due_for_recovery(self, now: float, limit: int) -> list[DeliveryRecord]:
-        """Up to ``limit`` rows whose ``recoverAt`` moment has come (a filtered scan of the table).
+    def due_for_recovery(
+        self, now: float, limit: int, resume: Any = None, max_pages: int = RECOVERY_SCAN_PAGES
+    ) -> tuple[list[DeliveryRecord], Any]:
+        """Rows whose ``recoverAt`` moment has come, from a filtered scan of the table (``recoverAt`` is
+        not a key), and where to resume it.
 
-        Raises TransientError / UpstreamError.
+        The scan reads whole pages (of ``limit`` rows at most) until it has found ``limit`` rows or read
+        ``max_pages`` pages, so one call costs at most ``max_pages`` requests however large the table is.
+        Returns the rows and the continuation to pass as ``resume`` next time (None once the scan reached
+        the end: the next call starts over). Raises TransientError / UpstreamError.
         """
+        found: list[DeliveryRecord] = []
         try:
-            entities = self._table.query_entities(
+            pages: Any = self._table.query_entities(  # by_page() is typed as an iterator; it is a pager
                 "recoverAt gt 0.0 and recoverAt le @now",
                 parameters={"now": float(now)},
-                results_per_page=min(limit, 1000),
-            )
-            found: list[DeliveryRecord] = []
-            for entity in entities:
-                found.append(DeliveryRecord(dict(entity), str(entity.metadata["etag"])))
-                if len(found) >= limit:
-                    break
+                results_per_page=max(1, min(limit, 1000)),
+            ).by_page(continuation_token=resume)
+            for read, page in enumerate(pages, start=1):
+                found.extend(DeliveryRecord(dict(entity), str(entity.metadata["etag"])) for entity in page)
+                if len(found) >= limit or read >= max_pages:
+                    return found, pages.continuation_token
         except AzureError as exc:
             _raise_translated(exc, "query deliveries due for recovery")
-        return found
+        return found, None
+
     def list_for_user(
         self,
         user_id: str,

@@ -12,7 +12,9 @@ many passes, redeliveries or re-checks meet it.
 
 Bound: a notification an instance had claimed when it died is sent again at most ``CLAIM_LEASE_SECONDS`` +
 one schedule interval later (60 s + 30 s by default). A message the instance had received but not started
-yet has no row and comes back with the receive lease only (see the README's delivery guarantees).
+yet has no row and comes back with the receive lease only (see the README's delivery guarantees). The
+bound holds while one pass's scan covers the table: a pass reads at most ``RECOVERY_SCAN_PAGES`` pages
+and the next resumes where it stopped, so on a large table the bound grows by the passes one round takes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from notify.deliveries import DeliveryStore
 from notify.notifier import Notifier
@@ -55,10 +58,11 @@ class RecoveryPass:
         self._notifier = notifier
         self._clock = clock
         self._limit = limit
+        self._resume: Any = None  # where the scan stopped last time (a large table takes several passes)
 
     def run(self) -> RecoveryReport:
         """Re-drive every row due now (up to the limit). Raises TransientError when the query fails."""
-        due = self._deliveries.due_for_recovery(float(self._clock()), self._limit)
+        due, self._resume = self._deliveries.due_for_recovery(float(self._clock()), self._limit, self._resume)
         recovered = failed = 0
         for record in due:
             try:

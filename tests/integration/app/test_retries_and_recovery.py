@@ -265,8 +265,32 @@ def test_rows_are_found_by_their_recovery_moment_only(stack: Stack) -> None:
     now = time.time()
     for offset in (-5.0, 5.0):
         dead_handler_claim(stack, notification("xia", delivery="push"), now + offset - LEASE)
-    due = store.due_for_recovery(now, limit=10)
+    due, resume = store.due_for_recovery(now, limit=10)
     assert [record.state.push.claimed_at + LEASE for record in due] == [now - 5.0]
+    assert resume is None  # the scan reached the end
+
+
+def test_a_scan_stops_after_its_pages_and_the_next_resumes_where_it_stopped(stack: Stack) -> None:
+    """One call costs a bounded number of requests however large the table: a large table takes several
+    passes, and together they find every row due, each once."""
+    store: DeliveryStore = stack.deliveries
+    now = time.time()
+    for user in ("yan", "yara", "yusuf"):
+        dead_handler_claim(stack, notification(user, delivery="push"), now - 1.0 - LEASE)
+    users = {"yan", "yara", "yusuf"}
+    seen: list[str] = []
+    calls = 0
+    due, resume = store.due_for_recovery(now, limit=1)
+    while True:
+        calls += 1
+        assert len(due) <= 1
+        seen += [record.user_id for record in due if record.user_id in users]
+        if resume is None:
+            break
+        due, resume = store.due_for_recovery(now, limit=1, resume=resume)
+    assert calls >= 3 and sorted(seen) == sorted(users)  # each once, over several calls
+    first_page, _ = store.due_for_recovery(now, limit=10, max_pages=1)
+    assert {record.user_id for record in first_page} >= users
 
 
 @contextlib.contextmanager
