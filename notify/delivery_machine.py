@@ -244,6 +244,13 @@ class DeliveryState:
         changes: dict[str, Any] = {channel.value: state}
         return dataclasses.replace(self, **changes)
 
+    def may_send(self, channel: Channel, claim_id: str) -> bool:
+        """True when the handling ``claim_id`` may make ``channel``'s send: it holds the unsent claim, or
+        it recorded its in-app send ahead of making it (see :func:`sent_ahead`)."""
+        return self.channel(channel).held_by(claim_id) or (
+            channel is Channel.REALTIME and sent_ahead(self, claim_id)
+        )
+
     @property
     def acked(self) -> bool:
         """True once the user's client acknowledged the in-app message."""
@@ -282,6 +289,7 @@ class UserView:
     has_devices: bool = True
     in_app: Gate = ALLOW
     push: Gate = ALLOW
+    connections: int | None = None  # the user's connections as read (the in-app send's record names them)
 
 
 # Events --------------------------------------------------------------------------------------------------
@@ -476,6 +484,13 @@ class Transition:
     actions: tuple[Action, ...] = ()
     details: Mapping[str, Detail] = field(default_factory=dict)  # recorded with the timeline entry
     recorded: TimelineEntry | None = None  # the entry decide() appended (None: the state did not change)
+    # The ``realtime-sent`` entry of an in-app send recorded with its claim (see sent_ahead), else None.
+    recorded_ahead: TimelineEntry | None = None
+
+    @property
+    def entries(self) -> tuple[TimelineEntry, ...]:
+        """The timeline entries this transition appended, oldest first."""
+        return tuple(e for e in (self.recorded, self.recorded_ahead) if e is not None)
 
     def changed_from(self, previous: DeliveryState) -> bool:
         """True when the state must be written."""
@@ -506,8 +521,59 @@ Handler = Callable[[DeliveryState, Event, _Context], Transition]
 def decide(state: DeliveryState, event: Event, now: float, rules: Rules) -> Transition:
     """The transition for ``event`` on ``state`` at ``now`` (pure; raise KeyError for an unknown pair).
 
-    A transition that changes the state also appends its timeline entry (the only place that does).
+    A transition that changes the state also appends its timeline entry (the only place that does). An
+    ``auto`` in-app send is recorded with its claim, before it is made (:func:`sent_ahead`).
     """
+    step = _decide_one(state, event, now, rules)
+    claim_id = _claim_to_record_ahead(step, rules)
+    if claim_id is None:
+        return step
+    user = getattr(event, "user", None)
+    connections = user.connections if isinstance(user, UserView) else None
+    sent = _decide_one(step.state, RealtimeSent(claim_id, connections), now, rules)
+    return dataclasses.replace(step, state=sent.state, recorded_ahead=sent.recorded)
+
+
+def sent_ahead(state: DeliveryState, claim_id: str) -> bool:
+    """True when the handling ``claim_id`` recorded an ``auto`` in-app send that it may not have made yet.
+
+    In ``auto`` (with an ack deadline) the in-app send is recorded as sent in the same write as its claim,
+    before the call to Web PubSub, and nothing is written after it: the client's ack, which can only come
+    after the send, then always finds the send recorded, so the two writes never meet on the ETag. A
+    crash before the send leaves a row that says sent: its ack deadline (re-armed by the redelivered
+    message, or the recovery pass) pushes it, so nothing is lost. A send that fails undoes the record
+    (:func:`_unsend_ahead`): only the handling that recorded it can report that.
+    """
+    realtime = state.realtime
+    return (
+        bool(claim_id) and realtime.claim_id == claim_id and realtime.sent
+        and state.delivery is Delivery.AUTO and state.status is Status.SENT_REALTIME
+    )
+
+
+def _claim_to_record_ahead(step: Transition, rules: Rules) -> str | None:
+    """The claim of an ``auto`` in-app send ``step`` claims, when its send is recorded ahead (else None)."""
+    state = step.state
+    if state.delivery is not Delivery.AUTO or rules.ack_timeout_seconds <= 0 or state.push.sent:
+        return None  # without an ack deadline nothing would push after a crash before the send
+    if state.status not in (Status.ACCEPTED, Status.RETRYING):
+        return None
+    for action in step.actions:
+        if isinstance(action, SendRealtime) and state.realtime.held_by(action.claim_id):
+            return action.claim_id
+    return None
+
+
+def _unsend_ahead(state: DeliveryState, channel: Channel, claim_id: str) -> DeliveryState:
+    """``state`` as if the in-app send ``claim_id`` recorded ahead had only been claimed (its send failed)."""
+    if channel is not Channel.REALTIME or not sent_ahead(state, claim_id) or state.seen:
+        return state
+    status = Status.RETRYING if state.failing_since > 0 else Status.ACCEPTED
+    unsent = dataclasses.replace(state.realtime, sent_at=0.0)
+    return dataclasses.replace(state.with_channel(Channel.REALTIME, unsent), status=status)
+
+
+def _decide_one(state: DeliveryState, event: Event, now: float, rules: Rules) -> Transition:
     handler = TRANSITIONS[(state.status, type(event))]
     step = handler(state, event, _Context(now, rules))
     after = step.state
@@ -809,6 +875,9 @@ def _arrived_auto(state: DeliveryState, event: Arrived, ctx: _Context) -> Transi
         return _nothing("done", f"already {state.status}", state)
     if state.push.held_by(claim) or _busy(state, Channel.PUSH, ctx):
         return _send_once(state, Channel.PUSH, claim, ctx, via_deadline=False)
+    if sent_ahead(state, claim):  # our own record read back (a lost answer): the send is still to make
+        return Transition("resume", "in-app recorded by this handler, not sent yet", state,
+                          (SendRealtime(claim),))
     if state.realtime.sent:
         # A redelivery after the in-app send: the deadline may not have been enqueued (crash), so again.
         if state.status is Status.SENT_REALTIME and ctx.rules.ack_timeout_seconds > 0:
@@ -969,6 +1038,8 @@ def _send_failed(state: DeliveryState, event: Event, ctx: _Context) -> Transitio
 
 def _send_failed_step(state: DeliveryState, event: SendFailed, ctx: _Context) -> Transition:
     record = RecordOutcome(event.channel.value, "failed", logging.ERROR)
+    recorded_ahead = state
+    state = _unsend_ahead(state, event.channel, event.claim_id)
     if state.channel(event.channel).sent:
         return Transition("ignored", f"the {event.channel} was sent by another handler", state, (record,))
     # A failed channel that stays open gives its claim back: it is not stuck, so the recovery pass leaves it.
@@ -995,6 +1066,8 @@ def _send_failed_step(state: DeliveryState, event: SendFailed, ctx: _Context) ->
             "realtime-failed", "the in-app send failed after the delivery settled", state, (record,)
         )
     fallback = _push_step(state, event.claim_id, event.user, ctx, via_deadline=False)
+    if any(isinstance(a, LoadUser) for a in fallback.actions):  # asked before anything is changed
+        return Transition("load-user", fallback.reason, recorded_ahead, (LoadUser(),))
     return Transition(
         "realtime-failed", f"the in-app send failed permanently; falling back to push: {fallback.reason}",
         fallback.state, (record, *fallback.actions), fallback.details,
@@ -1003,6 +1076,7 @@ def _send_failed_step(state: DeliveryState, event: SendFailed, ctx: _Context) ->
 
 def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     assert isinstance(event, SendInterrupted)
+    state = _unsend_ahead(state, event.channel, event.claim_id)
     released = state
     for channel in Channel:
         if state.channel(channel).held_by(event.claim_id):
@@ -1111,6 +1185,8 @@ def _recovered(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
         step = _retry_due(state, arrived, ctx)
     elif state.status is Status.DEFERRED and state.delivery is Delivery.AUTO:
         step = _deadline_passed(state, deadline, ctx)  # the user's gates say whether the quiet hours ended
+    elif sent_ahead(state, event.claim_id):  # our own record read back: the in-app send is still to make
+        step = _arrived(state, arrived, ctx)
     elif state.delivery is Delivery.AUTO and state.realtime.sent and state.status is Status.SENT_REALTIME:
         timeout = ctx.rules.ack_timeout_seconds
         if timeout > 0 and ctx.now >= state.realtime.sent_at + timeout:

@@ -409,8 +409,8 @@ class Notifier:
 
     def _collect(self, step: Transition) -> None:
         handling = _HANDLING.get()
-        if handling is not None and step.recorded is not None:
-            handling.entries.append(step.recorded)
+        if handling is not None:
+            handling.entries.extend(step.entries)
 
     def _view(self, user: UserState, notification: Notification, now: float) -> UserView:
         """What the preferences and the user's state say for this notification now."""
@@ -421,7 +421,7 @@ class Notifier:
             self._type_settings(notification.type),
             now,
         )
-        return UserView(user.online, user.has_devices, in_app, push)
+        return UserView(user.online, user.has_devices, in_app, push, user.connections)
 
     def _run(
         self,
@@ -454,7 +454,7 @@ class Notifier:
         for action in step.actions:
             if isinstance(action, SendRealtime | SendPush | SendRetract):
                 channel = SEND_ACTIONS[type(action)]
-                if not record.state.channel(channel).held_by(action.claim_id):
+                if not record.state.may_send(channel, action.claim_id):
                     # An earlier send of this handling was interrupted and gave the claims back.
                     logger.info("%s send of %s skipped: its claim was given back", channel,
                                 notification.notification_id)

@@ -118,22 +118,22 @@ class DeliveryTelemetry:
 
     def transition(self, step: Transition, enqueued_at: float | None) -> None:
         """Record a transition that changed the delivery: a span event, and its metrics."""
-        entry = step.recorded
-        if entry is None:
+        if step.recorded is None:
             return
-        trace.get_current_span().add_event(
-            entry.name, {"notify.status": entry.status, "notify.reason": entry.reason}
-        )
         state = step.state
         fallback = step.details.get("fallback")
         if isinstance(fallback, str):
             self._fallbacks.add(1, {"reason": fallback})
-        if entry.name == "realtime-sent" and enqueued_at:
-            self._to_realtime.record(_ms(state.realtime.sent_at - enqueued_at))
-        elif entry.name == "push-sent" and enqueued_at:
-            self._to_push.record(_ms(state.push.sent_at - enqueued_at))
-        elif entry.name == "acked" and state.realtime.sent:
-            self._ack.record(_ms(state.acked_at - state.realtime.sent_at))
+        for entry in step.entries:
+            trace.get_current_span().add_event(
+                entry.name, {"notify.status": entry.status, "notify.reason": entry.reason}
+            )
+            if entry.name == "realtime-sent" and enqueued_at:
+                self._to_realtime.record(_ms(state.realtime.sent_at - enqueued_at))
+            elif entry.name == "push-sent" and enqueued_at:
+                self._to_push.record(_ms(state.push.sent_at - enqueued_at))
+            elif entry.name == "acked" and state.realtime.sent:
+                self._ack.record(_ms(state.acked_at - state.realtime.sent_at))
 
     def outcome(self, channel: str, outcome: str) -> None:
         """Count an outcome (what the structured ``delivery`` log line reports)."""

@@ -87,8 +87,11 @@ def test_pages_and_the_status_filter(table: TableClient) -> None:
             break
     assert seen == [f"n-{i}" for i in range(5)]
     status, body = answer(notification_list_response(
-        get({"userId": "bob"}, {"status": "accepted,pushed"}), AnyBackend(), store))
+        get({"userId": "bob"}, {"status": "accepted,sent_realtime"}), AnyBackend(), store))
     assert status == 200 and len(body["items"]) == 5  # type: ignore[arg-type]
+    status, body = answer(notification_list_response(  # the offline ones: the push claimed, not sent
+        get({"userId": "bob"}, {"status": "accepted"}), AnyBackend(), store))
+    assert [item["notificationId"] for item in body["items"]] == ["n-0", "n-2", "n-4"]  # type: ignore[attr-defined]
     status, body = answer(notification_list_response(
         get({"userId": "bob"}, {"status": "acked"}), AnyBackend(), store))
     assert body["items"] == []

@@ -52,6 +52,7 @@ from notify.delivery_machine import (
     decide,
     new_state,
     recovery_due,
+    sent_ahead,
 )
 from notify.model import Delivery
 from notify.preferences import Gate, GateKind
@@ -201,15 +202,27 @@ def test_invariants_hold_for_every_reachable_state(event: Event) -> None:
         assert after.delivery == state.delivery and after.expires_at == state.expires_at, where
         for action in sends(step.actions):
             channel = SEND_ACTIONS[type(action)]
-            # A send only ever happens under a claim the next state holds for the event's own handler.
-            assert after.channel(channel).held_by(action.claim_id), where
+            # A send only ever happens under a claim the next state holds for the event's own handler (an
+            # auto in-app send: recorded as sent by it, ahead of the send, see sent_ahead).
+            assert after.may_send(channel, action.claim_id), where
+            if not after.channel(channel).held_by(action.claim_id):  # recorded now, or read back (resume)
+                assert sent_ahead(after, action.claim_id), where
+                assert not state.realtime.sent or sent_ahead(state, action.claim_id), where
             assert action.claim_id == _claim_of(event), where
             if channel is not Channel.RETRACT:  # a retract is due whatever became of the record since
                 assert after.status not in (Status.FAILED, Status.EXPIRED), where
         for channel in Channel:
             before_ch, after_ch = state.channel(channel), after.channel(channel)
-            if before_ch.sent:  # sent stays sent, with its first time
+            # Sent stays sent, with its first time; but for a failure reported by the handler that recorded
+            # its in-app send ahead of making it.
+            undone = isinstance(event, SendFailed | SendInterrupted) and event.channel is channel and (
+                channel is Channel.REALTIME) and (
+                sent_ahead(state, event.claim_id)
+            )
+            if before_ch.sent and not undone:
                 assert after_ch.sent_at == before_ch.sent_at, where
+            if undone and not state.seen and not any(isinstance(a, LoadUser) for a in step.actions):
+                assert not after_ch.sent and after.status is not Status.SENT_REALTIME, where
             live = before_ch.lease_remaining(now, RULES.claim_lease_seconds) > 0
             if live and _claim_of(event) != before_ch.claim_id:  # nobody takes or drops another's live claim
                 assert after_ch.claim_id == before_ch.claim_id, where
@@ -230,7 +243,7 @@ def test_invariants_hold_for_every_reachable_state(event: Event) -> None:
         if claimed_push:  # a new push claim: allowed by the preferences, due, and unseen
             assert user is not None and user.push.kind is GateKind.ALLOW and user.has_devices, where
             assert not state.seen, where
-        if SendRealtime in kinds and not state.realtime.held_by(_claim_of(event) or ""):
+        if SendRealtime in kinds and not state.may_send(Channel.REALTIME, _claim_of(event) or ""):
             assert isinstance(user, UserView) and user.in_app.kind is GateKind.ALLOW, where
         deferring = isinstance(user, UserView) and user.push.kind is GateKind.DEFER
         if deferring and after.status is Status.DEFERRED and user is not None:
@@ -366,7 +379,9 @@ R, P, X, D, C, U, Y, LOG = (
     SendRealtime, SendPush, SendRetract, ScheduleDeadline, Recheck, LoadUser, ScheduleRetry, RecordOutcome
 )
 EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
-    (S.ACCEPTED, "arrived online"): (S.ACCEPTED, [R]),
+    # An auto in-app send is recorded with its claim, ahead of the send (sent_ahead): the ack that follows
+    # it never meets the send's record on the ETag. Before: (S.ACCEPTED, [R]), and (S.RETRYING, [R]) below.
+    (S.ACCEPTED, "arrived online"): (S.SENT_REALTIME, [R]),
     (S.ACCEPTED, "arrived offline"): (S.ACCEPTED, [P]),
     (S.ACCEPTED, "arrived, no devices"): (S.NO_DEVICES, [LOG]),
     (S.ACCEPTED, "arrived, push muted"): (S.SUPPRESSED, [LOG]),
@@ -630,7 +645,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.FAILED, "recovered, user unknown"): (S.FAILED, []),
     (S.EXPIRED, "recovered"): (S.EXPIRED, []),
     (S.EXPIRED, "recovered, user unknown"): (S.EXPIRED, []),
-    (S.RETRYING, "arrived online"): (S.RETRYING, [R]),
+    (S.RETRYING, "arrived online"): (S.SENT_REALTIME, [R]),
     (S.RETRYING, "arrived offline"): (S.RETRYING, [P]),
     (S.RETRYING, "arrived, no devices"): (S.NO_DEVICES, [LOG]),
     (S.RETRYING, "arrived, push muted"): (S.SUPPRESSED, [LOG]),
@@ -654,7 +669,7 @@ EXPECTED: dict[tuple[Status, str], tuple[Status, list[type]]] = {
     (S.RETRYING, "retract interrupted"): (S.RETRYING, [LOG, D]),
     (S.RETRYING, "recovered"): (S.RETRYING, [P]),
     (S.RETRYING, "recovered, user unknown"): (S.RETRYING, [U]),
-    (S.POISONED, "arrived online"): (S.RETRYING, [R]),  # a replay tries once more
+    (S.POISONED, "arrived online"): (S.SENT_REALTIME, [R]),  # a replay tries once more
     (S.POISONED, "arrived offline"): (S.RETRYING, [P]),
     (S.POISONED, "arrived, no devices"): (S.NO_DEVICES, [LOG]),
     (S.POISONED, "arrived, push muted"): (S.SUPPRESSED, [LOG]),
@@ -998,3 +1013,72 @@ def test_a_five_minute_outage_at_the_default_settings_poisons_nothing_and_pushes
             state = decide(claimed.state, PushSent(f"c{attempt}", PushOutcome.PUSHED), now, rules).state
     assert len(pushes) == 1 and pushes[0] - outage_end <= rules.retry_max_delay_seconds + budget
     assert state.recover_at == 0.0 and attempt <= 8, (attempt, pushes[0] - outage_end)
+
+
+# An auto in-app send is recorded with its claim, ahead of the send (sent_ahead). ---------------------------
+
+
+def test_an_auto_in_app_send_is_recorded_with_its_claim_and_nothing_is_written_after_it() -> None:
+    step = first(Delivery.AUTO, Arrived("c1", UserView(online=True, connections=2)))
+    assert step.name == "claim" and step.actions == (SendRealtime("c1"),)  # the deadline: after the send
+    assert step.state.status is Status.SENT_REALTIME and step.state.realtime == ChannelState("c1", T0, T0)
+    entries = [(e.name, e.status) for e in step.entries]
+    assert entries == [("claim", "accepted"), ("realtime-sent", "sent_realtime")]
+    assert step.entries[1].details == {"connections": 2}
+    assert sent_ahead(step.state, "c1") and not sent_ahead(step.state, "c2")
+    # The send's own report then changes nothing (no write the ack could meet) and arms the deadline.
+    sent = decide(step.state, RealtimeSent("c1", 2), T0 + 0.01, RULES)
+    assert not sent.changed_from(step.state) and sent.recorded is None
+    assert effects(sent.actions) == [ScheduleDeadline(RULES.ack_timeout_seconds)]
+    # The ack, whenever it comes, finds the send recorded.
+    acked = decide(step.state, Acked("c1"), T0 + 0.02, RULES)
+    assert acked.state.status is Status.ACKED and acked.state.realtime.sent
+
+
+def test_only_auto_with_an_ack_deadline_records_the_in_app_send_ahead() -> None:
+    """Without a push after the deadline, a crash before the send would lose it: claim, send, then record."""
+    for mode in (Delivery.REALTIME, Delivery.BOTH):
+        step = first(mode, Arrived("c1", ONLINE))
+        assert step.state.realtime == ChannelState("c1", T0) and step.state.status is Status.ACCEPTED, mode
+        assert step.recorded_ahead is None, mode
+    trusting = decide(new_state(Delivery.AUTO, None), Arrived("c1", ONLINE), T0, Rules(ack_timeout_seconds=0))
+    assert trusting.state.realtime == ChannelState("c1", T0) and not trusting.state.realtime.sent
+
+
+def test_a_crash_before_the_recorded_send_ends_as_a_push_after_the_deadline() -> None:
+    ahead = first(Delivery.AUTO, Arrived("c1", ONLINE)).state
+    # The redelivered message re-arms the deadline (another handling: it does not send in-app again).
+    assert effects(decide(ahead, Arrived("c2", ONLINE), T0 + 30, RULES).actions) == [
+        ScheduleDeadline(RULES.ack_timeout_seconds)
+    ]
+    pushed = run(ahead, DeadlinePassed("c3", OFFLINE), now=T0 + RULES.ack_timeout_seconds)
+    assert pushed.actions == (SendPush("c3"),)
+    # Without any message, the recovery pass does it once the deadline is a lease overdue.
+    due = recovery_due(ahead, RULES)
+    assert due == T0 + RULES.ack_timeout_seconds + RULES.claim_lease_seconds
+    assert decide(ahead, Recovered("c4", OFFLINE), due + 1, RULES).actions == (SendPush("c4"),)
+
+
+def test_the_recorded_send_read_back_by_its_own_handler_is_still_made() -> None:
+    """A lost answer to the insert (409) or the claim's merge (412): the re-read row carries our record."""
+    ahead = first(Delivery.AUTO, Arrived("c1", ONLINE)).state
+    again = decide(ahead, Arrived("c1", ONLINE), T0, RULES)
+    assert again.name == "resume" and again.actions == (SendRealtime("c1"),) and again.state == ahead
+    assert decide(ahead, Recovered("c1", ONLINE), T0, RULES).actions == (SendRealtime("c1"),)
+
+
+def test_a_failed_recorded_send_is_undone() -> None:
+    ahead = first(Delivery.AUTO, Arrived("c1", ONLINE)).state
+    failed = decide(ahead, SendFailed(Channel.REALTIME, "c1", OFFLINE, "gone"), T0 + 1, RULES)
+    assert failed.name == "realtime-failed" and failed.actions[1:] == (SendPush("c1"),)
+    assert not failed.state.realtime.sent and failed.state.status is Status.ACCEPTED
+    assert [e.name for e in failed.state.timeline] == ["claim", "realtime-sent", "realtime-failed"]
+    interrupted = decide(ahead, SendInterrupted(Channel.REALTIME, "c1", "503"), T0 + 1, RULES)
+    assert interrupted.state.status is Status.RETRYING and interrupted.state.realtime == ChannelState()
+    assert isinstance(interrupted.actions[-1], ScheduleRetry)
+    # The user is asked for before anything changes (the push fallback needs the preferences).
+    unknown = decide(ahead, SendFailed(Channel.REALTIME, "c1"), T0 + 1, RULES)
+    assert unknown.actions == (LoadUser(),) and unknown.state == ahead
+    # Another handler's failure report does not undo our record.
+    other = decide(ahead, SendFailed(Channel.REALTIME, "c2", OFFLINE), T0 + 1, RULES)
+    assert other.state.realtime.sent and other.state.status is Status.SENT_REALTIME
