@@ -21,6 +21,14 @@ ahead. Sent channels are never claimed again; claims expire after ``claim_lease_
 handler's channel can be taken over. Deciding the same event again on the state it produced yields the same
 state and the same effects: that is what makes re-reading after a lost answer or a conflict safe.
 
+**An ``auto`` in-app send is recorded ahead of it.** With an ack deadline, the in-app send is recorded
+as sent (its ``realtime-sent`` entry, status ``sent_realtime``) in the same write as its claim, and nothing
+is written after the send (:func:`sent_ahead`). The client's ack, which can only follow the send, then
+never meets the send's record on the ETag (that cost a 412, a re-read and a second write). A crash before
+the send leaves a row that says sent: the ack deadline pushes it (re-armed by the redelivered message, or
+the recovery pass), so nothing is lost. A failure that the recording handler reports undoes the record.
+``delivery`` ``realtime`` and ``both``, which push nothing after a missed ack, claim, send, then record.
+
 **Preferences.** An event that may lead to a push or an in-app send carries a :class:`UserView`: presence,
 whether the user has a device, and the gates :func:`notify.preferences.channel_gates` computed (allow,
 suppress with the rule, defer until a time). A deadline arrives without one; when a push decision needs it

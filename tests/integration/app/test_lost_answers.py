@@ -27,9 +27,11 @@ from notify.delivery_machine import (
     RealtimeSent,
     RecordOutcome,
     Rules,
+    ScheduleDeadline,
     SendPush,
     SendRealtime,
     Status,
+    UserView,
     decide,
     new_state,
 )
@@ -119,6 +121,24 @@ def test_an_insert_whose_answer_was_lost_is_recognised_as_our_own(
     assert decision.actions == (SendPush("ours"),), "the notifier took its own insert for another handler's"
     sent, _ = advance(store, record, PushSent("ours", PushOutcome.PUSHED), RULES, time.time)
     assert sent.state.push.sent and sent.status == Status.PUSHED
+
+
+def test_an_auto_in_app_insert_whose_answer_was_lost_still_sends(
+    store: DeliveryStore, proxy: AnswerLosingProxy
+) -> None:
+    """The in-app send is recorded with its claim (sent_ahead): read back, it is still ours to make."""
+    message = dataclasses.replace(notification(), delivery=Delivery.AUTO)
+    online = Arrived("ours", UserView(online=True))
+    first = decide(new_state(message.delivery, None), online, time.time(), RULES)
+    proxy.lose_next_write()
+    record, created = store.insert(message, first.state, time.time())
+    assert proxy.writes[-2:] == ["POST 201", "POST 409"] and not created
+    assert record.status == Status.SENT_REALTIME
+    _, decision = advance(store, record, online, RULES, time.time)
+    assert decision.actions == (SendRealtime("ours"),), "the recorded send was taken for one already made"
+    _, sent = advance(store, record, RealtimeSent("ours"), RULES, time.time)
+    assert [type(a) for a in sent.actions] == [RecordOutcome, ScheduleDeadline]  # and nothing written
+    assert proxy.writes[-2:] == ["POST 201", "POST 409"]
 
 
 def test_a_merge_whose_answer_was_lost_keeps_the_claim(

@@ -260,6 +260,28 @@ def test_the_recovery_pass_pushes_when_the_ack_deadline_was_lost(stack: Stack, c
     assert len(stack.pushes_to("wes")) == 1 and status_of(stack, document) is Status.PUSHED
 
 
+def test_a_handler_that_died_before_its_recorded_in_app_send_is_pushed_not_lost(
+    stack: Stack, connect: Any
+) -> None:
+    """An auto in-app send is recorded with its claim, before the call: a death in between leaves a row
+    that says sent. Nothing is lost: the push follows the ack deadline (here: the recovery pass)."""
+    clock = Clock()
+    notifier = notifier_for(stack, clock)
+    recovery = RecoveryPass(stack.deliveries, notifier, clock)
+    stack.register_device("xia")
+    connect("xia")
+    document = notification("xia")
+    parsed = parse_message(json.dumps(document).encode())
+    step = decide(new_state(parsed.delivery, None), Arrived("dead-handler", UserView(online=True)), clock.now,
+                  Rules(ACK_TIMEOUT, LEASE))
+    _, created = stack.deliveries.insert(parsed, step.state, clock.now)  # ... and died before the send
+    assert created and status_of(stack, document) is Status.SENT_REALTIME
+    clock.advance(ACK_TIMEOUT + LEASE + 1)
+    assert recovery.run().recovered == 1
+    assert len(stack.pushes_to("xia")) == 1 and status_of(stack, document) is Status.PUSHED
+    assert recovery.run().due == 0
+
+
 def test_rows_are_found_by_their_recovery_moment_only(stack: Stack) -> None:
     store: DeliveryStore = stack.deliveries
     now = time.time()
