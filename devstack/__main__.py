@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args)
     if args.command == "token":
         if args.backend is not None:
-            return _backend_token(args.backend, args.minutes)
+            return _token(args.backend, args.minutes, backend=True)
         return _token(args.user, args.minutes)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -108,63 +108,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _token(user_id: str, minutes: int) -> int:
+def _token(subject: str, minutes: int, backend: bool = False) -> int:
+    """Print a development token for a user (or, ``backend``, a management API caller) of the local stack."""
     from devstack.demo import app_settings
     from devstack.stack import FUNCTIONS_PORT, HOST, default_settings_file
-    from shared.auth import make_dev_token
+    from shared.auth import make_dev_manage_token, make_dev_token
 
     settings = app_settings({})
     secret = settings.get("AUTH_DEV_SECRET")
     if not secret:
         print(f"devstack: AUTH_DEV_SECRET is not set in {default_settings_file()}", file=sys.stderr)
         return 1
-    if not user_id.strip():
-        print("devstack: --user must not be empty", file=sys.stderr)
+    if not subject.strip():
+        print(f"devstack: --{'backend' if backend else 'user'} must not be empty", file=sys.stderr)
         return 1
-    token = make_dev_token(
-        secret,
-        user_id,
-        issuer=settings.get("AUTH_DEV_ISSUER") or "notify-dev",
-        audience=settings.get("AUTH_DEV_AUDIENCE") or "notify",
-        minutes=minutes,
-    )
+    issuer = settings.get("AUTH_DEV_ISSUER") or "notify-dev"
+    base = f"http://{HOST}:{FUNCTIONS_PORT}/api"
+    if backend:
+        audience = settings.get("AUTH_DEV_MANAGE_AUDIENCE") or "notify-manage"
+        token = make_dev_manage_token(secret, subject, issuer=issuer, audience=audience, minutes=minutes)
+        what = f"a development backend token ({subject!r}, role Notify.Manage)"
+        curl = f"curl -H 'Authorization: Bearer {token}' {base}/manage/users/alice/notifications"
+    else:
+        audience = settings.get("AUTH_DEV_AUDIENCE") or "notify"
+        token = make_dev_token(secret, subject, issuer=issuer, audience=audience, minutes=minutes)
+        what = f"a development token for user {subject!r}"
+        curl = f"curl -X POST -H 'Authorization: Bearer {token}' {base}/negotiate"
     print(token, flush=True)
-    url = f"http://{HOST}:{FUNCTIONS_PORT}/api/negotiate"
     print(
-        f"# a development token for user {user_id!r}, valid {minutes} minutes (AUTH_DEV_SECRET of "
-        f"{default_settings_file().name}); try it against make dev:\n"
-        f"curl -X POST -H 'Authorization: Bearer {token}' {url}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return 0
-
-
-def _backend_token(client_id: str, minutes: int) -> int:
-    from devstack.demo import app_settings
-    from devstack.stack import FUNCTIONS_PORT, HOST, default_settings_file
-    from shared.auth import make_dev_manage_token
-
-    settings = app_settings({})
-    secret = settings.get("AUTH_DEV_SECRET")
-    if not secret:
-        print(f"devstack: AUTH_DEV_SECRET is not set in {default_settings_file()}", file=sys.stderr)
-        return 1
-    if not client_id.strip():
-        print("devstack: --backend must not be empty", file=sys.stderr)
-        return 1
-    token = make_dev_manage_token(
-        secret,
-        client_id,
-        issuer=settings.get("AUTH_DEV_ISSUER") or "notify-dev",
-        audience=settings.get("AUTH_DEV_MANAGE_AUDIENCE") or "notify-manage",
-        minutes=minutes,
-    )
-    print(token, flush=True)
-    url = f"http://{HOST}:{FUNCTIONS_PORT}/api/manage/users/alice/notifications"
-    print(
-        f"# a development backend token ({client_id!r}, role Notify.Manage), valid {minutes} minutes; the "
-        f"management API of make dev:\ncurl -H 'Authorization: Bearer {token}' {url}",
+        f"# {what}, valid {minutes} minutes (AUTH_DEV_SECRET of {default_settings_file().name}); try it "
+        f"against make dev:\n{curl}",
         file=sys.stderr,
         flush=True,
     )

@@ -67,6 +67,24 @@ class Principal:
     source: str
 
 
+def _audience_list(setting: str | None) -> list[str]:
+    """The accepted audiences of a comma-separated setting."""
+    return [a.strip() for a in (setting or "").split(",") if a.strip()]
+
+
+def _jwks_cache(
+    issuer: str | None,
+    jwks_url: str | None,
+    session: requests.Session | None,
+    ttl_seconds: float,
+    min_refetch_seconds: float,
+) -> _JwksCache | None:
+    """The signing keys of ``issuer`` (None when no OIDC issuer is configured)."""
+    if not issuer:
+        return None
+    return _JwksCache(issuer, jwks_url, session or requests.Session(), ttl_seconds, min_refetch_seconds)
+
+
 class Authenticator:
     """Validates the credentials of an HTTP request against the configured auth settings."""
 
@@ -80,16 +98,10 @@ class Authenticator:
         if settings.oidc_issuer and not settings.oidc_audience:
             raise ConfigurationError("AUTH_OIDC_AUDIENCE", "is required when AUTH_OIDC_ISSUER is set")
         self._settings = settings
-        self._audiences = [a.strip() for a in (settings.oidc_audience or "").split(",") if a.strip()]
-        self._jwks: _JwksCache | None = None
-        if settings.oidc_issuer:
-            self._jwks = _JwksCache(
-                settings.oidc_issuer,
-                settings.oidc_jwks_url,
-                session or requests.Session(),
-                jwks_ttl_seconds,
-                jwks_min_refetch_seconds,
-            )
+        self._audiences = _audience_list(settings.oidc_audience)
+        self._jwks = _jwks_cache(
+            settings.oidc_issuer, settings.oidc_jwks_url, session, jwks_ttl_seconds, jwks_min_refetch_seconds
+        )
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Return the caller's Principal; raise UnauthorizedError (or TransientError if the JWKS is down)."""
@@ -321,18 +333,16 @@ class ManageAuthenticator:
         jwks_min_refetch_seconds: float = 10.0,
     ) -> None:
         self._settings = settings
-        self._audiences = [a.strip() for a in (settings.oidc_audience or "").split(",") if a.strip()]
+        self._audiences = _audience_list(settings.oidc_audience)
         if user_settings is not None:
             _check_apart(settings, self._audiences, user_settings)
-        self._jwks: _JwksCache | None = None
-        if settings.oidc_issuer and self._audiences:
-            self._jwks = _JwksCache(
-                settings.oidc_issuer,
-                settings.oidc_jwks_url,
-                session or requests.Session(),
-                jwks_ttl_seconds,
-                jwks_min_refetch_seconds,
-            )
+        self._jwks = _jwks_cache(
+            settings.oidc_issuer if self._audiences else None,
+            settings.oidc_jwks_url,
+            session,
+            jwks_ttl_seconds,
+            jwks_min_refetch_seconds,
+        )
 
     def authenticate(self, headers: Mapping[str, str]) -> Backend:
         """The calling backend; UnauthorizedError (401) or ForbiddenError (403, e.g. a user's token)."""

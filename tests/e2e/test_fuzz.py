@@ -368,6 +368,46 @@ BODIES = st.one_of(
 )
 
 
+def segment(text: str) -> str:
+    """``text`` as one URL path segment or query part (its UTF-8 bytes, lone surrogates kept, escaped)."""
+    return urllib.parse.quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+
+def query_string(query: dict[str, str]) -> str:
+    return "&".join(f"{segment(name)}={segment(value)}" for name, value in query.items())
+
+
+def checked_request(
+    session: requests.Session,
+    statuses: Counter[int],
+    method: str,
+    url: str,
+    auth: str | bytes | None,
+    content_type: str | None = None,
+    body: bytes | None = None,
+) -> requests.Response:
+    """Send one fuzzed request; count its status; fail on a 5xx or a 4xx without the JSON error body."""
+    headers: dict[str, str | bytes] = {}
+    if auth is not None:  # as UTF-8 bytes (lone surrogates make bytes that are not UTF-8)
+        headers["Authorization"] = auth.encode("utf-8", "surrogatepass") if isinstance(auth, str) else auth
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = session.request(method, url, headers=headers, data=body, timeout=TIMEOUT)
+    statuses[response.status_code] += 1
+    assert response.status_code < 500, (method, url, body and body[:200], response.status_code,
+                                        response.text[:300])
+    if response.status_code >= 400:
+        assert_error_body(response)
+    return response
+
+
+def recorded_notification(target: DemoTarget, user: str, notification_id: str) -> str:
+    """Enqueue a notification for ``user`` and wait until its delivery row exists."""
+    enqueue_with_cli(target, user, "fuzzed", notification_id=notification_id)
+    wait_until(lambda: delivery_row(target, user, notification_id), TIMEOUT, "it was never recorded")
+    return notification_id
+
+
 def test_http_endpoints_answer_every_input_without_a_5xx(
     e2e_stack: RunningStack, e2e_target: DemoTarget
 ) -> None:
@@ -384,21 +424,11 @@ def test_http_endpoints_answer_every_input_without_a_5xx(
     )
     def call(endpoint: str, installation_id: str, auth: str | bytes | None, content_type: str | None,
              body: bytes) -> None:
-        headers: dict[str, str | bytes] = {}
-        if auth is not None:  # as UTF-8 bytes (lone surrogates make bytes that are not UTF-8)
-            raw = auth.encode("utf-8", "surrogatepass") if isinstance(auth, str) else auth
-            headers["Authorization"] = raw
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        segment = urllib.parse.quote(installation_id.encode("utf-8", "surrogatepass"), safe="")
-        method, path = {"negotiate": ("POST", "negotiate"), "register": ("PUT", f"devices/{segment}"),
-                        "unregister": ("DELETE", f"devices/{segment}")}[endpoint]
-        response = session.request(method, f"{e2e_target.functions_url}/api/{path}", headers=headers,
-                                   data=body, timeout=TIMEOUT)
-        statuses[response.status_code] += 1
-        assert response.status_code < 500, (response.status_code, response.text[:300])
-        if response.status_code >= 400:
-            assert_error_body(response)
+        method, path = {"negotiate": ("POST", "negotiate"),
+                        "register": ("PUT", f"devices/{segment(installation_id)}"),
+                        "unregister": ("DELETE", f"devices/{segment(installation_id)}")}[endpoint]
+        checked_request(session, statuses, method, f"{e2e_target.functions_url}/api/{path}", auth,
+                        content_type, body)
 
     try:
         call()
@@ -429,9 +459,7 @@ def test_inbox_endpoints_answer_every_input_without_a_5xx(
     session = requests.Session()
     statuses = Counter[int]()
     user = f"inbox-fuzz-{RUN}"
-    producer_id = f"fuzz-inbox-{RUN}"
-    enqueue_with_cli(e2e_target, user, "fuzzed", notification_id=producer_id)
-    wait_until(lambda: delivery_row(e2e_target, user, producer_id), TIMEOUT, "the item was never recorded")
+    producer_id = recorded_notification(e2e_target, user, f"fuzz-inbox-{RUN}")
 
     @fuzz(120)
     @given(
@@ -444,20 +472,9 @@ def test_inbox_endpoints_answer_every_input_without_a_5xx(
     def call(route: tuple[str, str], item: str, action: str, query: dict[str, str],
              auth: str | bytes) -> None:
         method, template = route
-        segment = urllib.parse.quote(item.encode("utf-8", "surrogatepass"), safe="")
-        path = template.replace("{id}", segment).replace("{action}", action)
-        raw = auth.encode("utf-8", "surrogatepass") if isinstance(auth, str) else auth
-        encoded = "&".join(
-            f"{urllib.parse.quote(k.encode('utf-8', 'surrogatepass'))}="
-            f"{urllib.parse.quote(v.encode('utf-8', 'surrogatepass'))}"
-            for k, v in query.items()
-        )
-        response = session.request(method, f"{e2e_target.functions_url}/api/{path}?{encoded}",
-                                   headers={"Authorization": raw}, timeout=TIMEOUT)
-        statuses[response.status_code] += 1
-        assert response.status_code < 500, (method, path, query, response.status_code, response.text[:300])
-        if response.status_code >= 400:
-            assert_error_body(response)
+        path = template.replace("{id}", segment(item)).replace("{action}", action)
+        url = f"{e2e_target.functions_url}/api/{path}?{query_string(query)}"
+        checked_request(session, statuses, method, url, auth)
 
     try:
         call()
@@ -496,11 +513,6 @@ PREFERENCE_BODIES = st.one_of(
 )
 
 
-def as_header(auth: str | bytes) -> bytes:
-    """An Authorization value as UTF-8 bytes (lone surrogates make bytes that are not UTF-8)."""
-    return auth.encode("utf-8", "surrogatepass") if isinstance(auth, str) else auth
-
-
 def test_preferences_answer_every_input_without_a_5xx(
     e2e_stack: RunningStack, e2e_target: DemoTarget
 ) -> None:
@@ -516,17 +528,8 @@ def test_preferences_answer_every_input_without_a_5xx(
         PREFERENCE_BODIES,
     )
     def call(method: str, auth: str | bytes | None, content_type: str | None, body: bytes) -> None:
-        headers: dict[str, str | bytes] = {}
-        if auth is not None:
-            headers["Authorization"] = as_header(auth)
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        response = session.request(method, f"{e2e_target.functions_url}/api/preferences", headers=headers,
-                                   data=body if method != "GET" else None, timeout=TIMEOUT)
-        statuses[response.status_code] += 1
-        assert response.status_code < 500, (method, body[:200], response.status_code, response.text[:300])
-        if response.status_code >= 400:
-            assert_error_body(response)
+        checked_request(session, statuses, method, f"{e2e_target.functions_url}/api/preferences", auth,
+                        content_type, body if method != "GET" else None)
 
     try:
         call()
@@ -550,9 +553,7 @@ def test_management_api_answers_every_input_without_a_5xx(
     session = requests.Session()
     statuses = Counter[int]()
     user = f"manage-fuzz-{RUN}"
-    known = f"fuzz-manage-{RUN}"
-    enqueue_with_cli(e2e_target, user, "fuzzed", notification_id=known)
-    wait_until(lambda: delivery_row(e2e_target, user, known), TIMEOUT, "the notification was never recorded")
+    known = recorded_notification(e2e_target, user, f"fuzz-manage-{RUN}")
     backend = "Bearer " + make_dev_manage_token(e2e_target.setting("AUTH_DEV_SECRET"))
     user_token = "Bearer " + e2e_target.token(user)
 
@@ -566,22 +567,11 @@ def test_management_api_answers_every_input_without_a_5xx(
     def call(
         user_id: str, notification_id: str | None, query: dict[str, str], auth: str | bytes | None
     ) -> None:
-        def segment(text: str) -> str:
-            return urllib.parse.quote(text.encode("utf-8", "surrogatepass"), safe="")
-
         path = f"users/{segment(user_id)}/notifications"
         if notification_id is not None:
             path += "/" + segment(notification_id)
-        encoded = "&".join(f"{segment(k)}={segment(v)}" for k, v in query.items())
-        headers: dict[str, str | bytes] = {}
-        if auth is not None:
-            headers["Authorization"] = as_header(auth)
-        response = session.get(f"{e2e_target.functions_url}/api/manage/{path}?{encoded}", headers=headers,
-                               timeout=TIMEOUT)
-        statuses[response.status_code] += 1
-        assert response.status_code < 500, (path, query, response.status_code, response.text[:300])
-        if response.status_code >= 400:
-            assert_error_body(response)
+        url = f"{e2e_target.functions_url}/api/manage/{path}?{query_string(query)}"
+        response = checked_request(session, statuses, "GET", url, auth)
         if auth == user_token:
             assert response.status_code == 401, (path, response.status_code)  # a user's token never grants it
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient, TextBase64EncodePolicy
 
@@ -37,6 +37,7 @@ from tests.integration.app.test_requests_per_notification import (
     CountingSession,
     CountingTransport,
     RequestLog,
+    counting_tables,
 )
 
 pytestmark = pytest.mark.integration
@@ -52,14 +53,8 @@ class Counted:
     poison: QueueClient
     log: RequestLog
 
-    @contextlib.contextmanager
-    def counting(self) -> Iterator[RequestLog]:
-        self.log.seen.clear()
-        self.log.counting = True
-        try:
-            yield self.log
-        finally:
-            self.log.counting = False
+    def counting(self) -> contextlib.AbstractContextManager[RequestLog]:
+        return self.log.window()
 
 
 @pytest.fixture
@@ -72,11 +67,7 @@ def counted(
 ) -> Iterator[Counted]:
     conn = azurite.connection_string
     log = RequestLog()
-    names = {"deliveries": unique_name("deliveries"), "devices": unique_name("devices")}
-    log.names.update({value: key for key, value in names.items()})
-    tables = TableServiceClient.from_connection_string(conn, transport=CountingTransport(log))
-    for name in names.values():
-        tables.create_table(name)
+    tables, names = counting_tables(conn, log, unique_name)
     deadlines = QueueClient.from_connection_string(conn, unique_name("deadlines"),
                                                    message_encode_policy=TextBase64EncodePolicy(),
                                                    transport=CountingTransport(log, "deadlines"))

@@ -41,6 +41,7 @@ from notify.presence import PresenceStore
 from notify.push import PushSender
 from notify.realtime import RealtimeSender
 from notify.user_state import UserDirectory
+from notify.webhooks import WebhookOutbox
 from shared.notification_hubs import NotificationHubsClient
 from shared.retry import RetryPolicy
 from tests.integration.app.test_notifier import (
@@ -77,6 +78,28 @@ class RequestLog:
     def count(self) -> Counter[str]:
         return Counter(self.seen)
 
+    @contextlib.contextmanager
+    def window(self) -> Iterator[RequestLog]:
+        """Record the requests made inside the ``with`` block only (what came before is forgotten)."""
+        self.seen.clear()
+        self.counting = True
+        try:
+            yield self
+        finally:
+            self.counting = False
+
+
+def counting_tables(
+    connection_string: str, log: RequestLog, unique_name: Callable[[str], str]
+) -> tuple[TableServiceClient, dict[str, str]]:
+    """Fresh deliveries and devices tables whose requests ``log`` counts, and their names by label."""
+    names = {"deliveries": unique_name("deliveries"), "devices": unique_name("devices")}
+    log.names.update({value: key for key, value in names.items()})
+    tables = TableServiceClient.from_connection_string(connection_string, transport=CountingTransport(log))
+    for name in names.values():
+        tables.create_table(name)
+    return tables, names
+
 
 class CountingTransport(RequestsTransport):
     def __init__(self, log: RequestLog, service: str | None = None) -> None:
@@ -110,14 +133,73 @@ class Counted:
     poison: QueueClient
     log: RequestLog
 
-    @contextlib.contextmanager
-    def counting(self) -> Iterator[RequestLog]:
-        self.log.seen.clear()
-        self.log.counting = True
-        try:
-            yield self.log
-        finally:
-            self.log.counting = False
+    def counting(self) -> contextlib.AbstractContextManager[RequestLog]:
+        return self.log.window()
+
+
+@contextlib.contextmanager
+def counted_stack(
+    azurite: RunningAzurite,
+    webpubsub_emulator: RunningWebPubSub,
+    notification_hubs_emulator: RunningNotificationHubs,
+    nh_hub: str,
+    unique_name: Callable[[str], str],
+    webhooks: bool = False,
+) -> Iterator[Counted]:
+    """A notifier on fresh tables and queues whose every request is counted (``webhooks``: with an outbox
+    on a counted ``webhooks`` queue)."""
+    conn = azurite.connection_string
+    log = RequestLog()
+    tables, names = counting_tables(conn, log, unique_name)
+    labels = ("notifications", "deadlines", "webhooks") if webhooks else ("notifications", "deadlines")
+    queue_names = {label: unique_name(label) for label in labels}
+    queues = {
+        label: QueueClient.from_connection_string(
+            conn, name, transport=CountingTransport(log, label),
+            message_encode_policy=TextBase64EncodePolicy(),
+        )
+        for label, name in queue_names.items()
+    }
+    for each in queues.values():
+        each.create_queue()
+    poison = QueueClient.from_connection_string(
+        conn,
+        queue_names["notifications"] + "-poison",
+        message_encode_policy=BinaryBase64EncodePolicy(),
+        message_decode_policy=BinaryBase64DecodePolicy(),
+    )
+    wps = WebPubSubServiceClient.from_connection_string(
+        webpubsub_emulator.connection_string, hub=unique_name("hub"), retry_total=0,
+        transport=CountingTransport(log, "wps"),
+    )
+    retry = RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2)
+    nh_client = NotificationHubsClient(
+        notification_hubs_emulator.connection_string, nh_hub, session=CountingSession(log), retry=retry
+    )
+    presence = PresenceStore(tables.get_table_client(names["devices"]))
+    users = UserDirectory(tables.get_table_client(names["devices"]))
+    devices = DeviceRegistry(tables.get_table_client(names["devices"]), nh_client)
+    notifier = Notifier(
+        deliveries=DeliveryStore(tables.get_table_client(names["deliveries"])),
+        users=users,
+        realtime=RealtimeSender(wps),
+        push=PushSender(nh_client),
+        deadline_queue=queues["deadlines"],
+        ack_timeout_seconds=1,
+        retry=retry,
+        recheck_queue=queues["notifications"],
+        events=WebhookOutbox(queues["webhooks"]) if webhooks else None,
+    )
+    try:
+        yield Counted(notifier, presence, devices, users, wps, queues["deadlines"], poison, log)
+    finally:
+        nh_client.close()
+        wps.close()
+        for each in (*queues.values(), poison):
+            with contextlib.suppress(ResourceNotFoundError):
+                each.delete_queue()
+        for name in names.values():
+            tables.delete_table(name)
 
 
 @pytest.fixture
@@ -128,61 +210,8 @@ def counted(
     nh_hub: str,
     unique_name: Callable[[str], str],
 ) -> Iterator[Counted]:
-    conn = azurite.connection_string
-    log = RequestLog()
-    names = {"deliveries": unique_name("deliveries"), "devices": unique_name("devices")}
-    log.names.update({value: key for key, value in names.items()})
-    tables = TableServiceClient.from_connection_string(conn, transport=CountingTransport(log))
-    for name in names.values():
-        tables.create_table(name)
-    queue_names = {"notifications": unique_name("notifications"), "deadlines": unique_name("deadlines")}
-
-    def queue(label: str, **kwargs: Any) -> QueueClient:
-        return QueueClient.from_connection_string(
-            conn, queue_names[label], transport=CountingTransport(log, label), **kwargs
-        )
-
-    notifications = queue("notifications", message_encode_policy=TextBase64EncodePolicy())
-    deadlines = queue("deadlines", message_encode_policy=TextBase64EncodePolicy())
-    poison = QueueClient.from_connection_string(
-        conn,
-        queue_names["notifications"] + "-poison",
-        message_encode_policy=BinaryBase64EncodePolicy(),
-        message_decode_policy=BinaryBase64DecodePolicy(),
-    )
-    for each in (notifications, deadlines):
-        each.create_queue()
-    wps = WebPubSubServiceClient.from_connection_string(
-        webpubsub_emulator.connection_string, hub=unique_name("hub"), retry_total=0,
-        transport=CountingTransport(log, "wps"),
-    )
-    nh_client = NotificationHubsClient(
-        notification_hubs_emulator.connection_string, nh_hub, session=CountingSession(log),
-        retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),
-    )
-    presence = PresenceStore(tables.get_table_client(names["devices"]))
-    users = UserDirectory(tables.get_table_client(names["devices"]))
-    devices = DeviceRegistry(tables.get_table_client(names["devices"]), nh_client)
-    notifier = Notifier(
-        deliveries=DeliveryStore(tables.get_table_client(names["deliveries"])),
-        users=users,
-        realtime=RealtimeSender(wps),
-        push=PushSender(nh_client),
-        deadline_queue=deadlines,
-        ack_timeout_seconds=1,
-        retry=RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2),
-        recheck_queue=notifications,
-    )
-    try:
-        yield Counted(notifier, presence, devices, users, wps, deadlines, poison, log)
-    finally:
-        nh_client.close()
-        wps.close()
-        for each in (notifications, deadlines, poison):
-            with contextlib.suppress(ResourceNotFoundError):
-                each.delete_queue()
-        for name in names.values():
-            tables.delete_table(name)
+    with counted_stack(azurite, webpubsub_emulator, notification_hubs_emulator, nh_hub, unique_name) as stack:
+        yield stack
 
 
 def register_device(counted: Counted, user_id: str) -> None:

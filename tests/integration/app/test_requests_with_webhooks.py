@@ -4,43 +4,20 @@ the webhook queue per handling that changed the delivery record, after its sends
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableServiceClient
-from azure.messaging.webpubsubservice import WebPubSubServiceClient
-from azure.storage.queue import (
-    BinaryBase64DecodePolicy,
-    BinaryBase64EncodePolicy,
-    QueueClient,
-    TextBase64EncodePolicy,
-)
 
 from devstack.azurite import RunningAzurite
 from devstack.notificationhubs.emulator import RunningNotificationHubs
 from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints.notifier import process_deadline_message
 from notify.blueprints.presence import handle_ack
-from notify.deliveries import DeliveryStore
-from notify.devices import DeviceRegistry
-from notify.notifier import Notifier
-from notify.presence import PresenceStore
-from notify.push import PushSender
-from notify.realtime import RealtimeSender
-from notify.user_state import UserDirectory
-from notify.webhooks import WebhookOutbox
-from shared.notification_hubs import NotificationHubsClient
-from shared.retry import RetryPolicy
 from tests.integration.app.test_notifier import deliver_with, notification, system_event, take_deadline_from
 from tests.integration.app.test_requests_per_notification import (
     Counted,
-    CountingSession,
-    CountingTransport,
-    RequestLog,
     connect,
+    counted_stack,
     register_device,
 )
 
@@ -55,60 +32,10 @@ def counted(
     nh_hub: str,
     unique_name: Callable[[str], str],
 ) -> Iterator[Counted]:
-    conn = azurite.connection_string
-    log = RequestLog()
-    names = {"deliveries": unique_name("deliveries"), "devices": unique_name("devices")}
-    log.names.update({value: key for key, value in names.items()})
-    tables = TableServiceClient.from_connection_string(conn, transport=CountingTransport(log))
-    for name in names.values():
-        tables.create_table(name)
-    queue_names = {label: unique_name(label) for label in ("notifications", "deadlines", "webhooks")}
-
-    def queue(label: str, **kwargs: Any) -> QueueClient:
-        return QueueClient.from_connection_string(
-            conn, queue_names[label], transport=CountingTransport(log, label),
-            message_encode_policy=TextBase64EncodePolicy(), **kwargs,
-        )
-
-    notifications, deadlines, webhooks = (queue(label) for label in queue_names)
-    for each in (notifications, deadlines, webhooks):
-        each.create_queue()
-    poison = QueueClient.from_connection_string(
-        conn, queue_names["notifications"] + "-poison",
-        message_encode_policy=BinaryBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy(),
-    )
-    wps = WebPubSubServiceClient.from_connection_string(
-        webpubsub_emulator.connection_string, hub=unique_name("hub"), retry_total=0,
-        transport=CountingTransport(log, "wps"),
-    )
-    retry = RetryPolicy(attempts=2, base_delay=0.01, budget_seconds=2)
-    nh_client = NotificationHubsClient(
-        notification_hubs_emulator.connection_string, nh_hub, session=CountingSession(log), retry=retry
-    )
-    presence = PresenceStore(tables.get_table_client(names["devices"]))
-    users = UserDirectory(tables.get_table_client(names["devices"]))
-    devices = DeviceRegistry(tables.get_table_client(names["devices"]), nh_client)
-    notifier = Notifier(
-        deliveries=DeliveryStore(tables.get_table_client(names["deliveries"])),
-        users=users,
-        realtime=RealtimeSender(wps),
-        push=PushSender(nh_client),
-        deadline_queue=deadlines,
-        ack_timeout_seconds=1,
-        retry=retry,
-        recheck_queue=notifications,
-        events=WebhookOutbox(webhooks),
-    )
-    try:
-        yield Counted(notifier, presence, devices, users, wps, deadlines, poison, log)
-    finally:
-        nh_client.close()
-        wps.close()
-        for each in (notifications, deadlines, webhooks, poison):
-            with contextlib.suppress(ResourceNotFoundError):
-                each.delete_queue()
-        for name in names.values():
-            tables.delete_table(name)
+    with counted_stack(
+        azurite, webpubsub_emulator, notification_hubs_emulator, nh_hub, unique_name, webhooks=True
+    ) as stack:
+        yield stack
 
 
 def test_realtime_acked_adds_two(counted: Counted) -> None:
