@@ -346,6 +346,7 @@ class Inbox:
         if not is_notification_id(notification_id):
             raise NotFoundError("no such notification in the inbox")
         partition = user_key(user_id)
+        carried = self._batch - 1  # pending items taken in along with the mark
         for attempt in range(_MAX_CONFLICTS):
             snapshot = self._store.snapshot(partition, targets=[notification_id])
             row = snapshot.targets.get(notification_id)
@@ -360,7 +361,7 @@ class Inbox:
                 return _mark_answer(
                     notification_id, state, version, snapshot.counts, cursor, cursor, changed=False
                 )
-            others = [p for p in snapshot.pending if p.key != notification_id][: self._batch - 1]
+            others = [p for p in snapshot.pending if p.key != notification_id][:carried]
             # Pending items are taken in in arrival order, the target among them if it is pending too.
             writes = sorted(
                 [ItemWrite(p, NEW_ITEM) for p in others] + [ItemWrite(row, marked)],
@@ -368,6 +369,7 @@ class Inbox:
             )
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
             if committed is None:
+                carried = _shrunk(carried, floor=0)
                 self._backoff(attempt)
                 continue
             left = len(snapshot.pending) - len(others) - (1 if row.pending else 0)
@@ -414,10 +416,9 @@ class Inbox:
             condition += " and type eq @type"
             parameters["type"] = type
         marked_count, transactions, conflicts, done = 0, 0, 0, bound == 0
+        size = self._batch
         while not done and transactions < MARK_ALL_TRANSACTIONS:
-            rows = self._store.query(
-                partition, condition, parameters, select=STATE_COLUMNS, limit=self._batch
-            )
+            rows = self._store.query(partition, condition, parameters, select=STATE_COLUMNS, limit=size)
             if not rows:
                 done = True
                 break
@@ -426,9 +427,11 @@ class Inbox:
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
             if committed is None:
                 conflicts = self._lost_race(conflicts)
+                size = _shrunk(size)
                 snapshot = self._store.snapshot(partition)
                 continue
             snapshot = Snapshot(committed.counter, committed.counter_etag, snapshot.pending, {})
+            size = min(self._batch, size * 2)
             transactions += 1
             marked_count += len(rows)
             self._announce(user_id, f"{mark.value}-all", committed, snapshot.counts)
@@ -531,15 +534,18 @@ class Inbox:
         """Take pending items into the counter (at most ``budget`` transactions); answer the new snapshot."""
         snapshot = self._store.snapshot(partition)
         transactions = conflicts = 0
+        size = self._batch
         while snapshot.pending and transactions < budget:
-            chunk = snapshot.pending[: self._batch]
+            chunk = snapshot.pending[:size]
             writes = [ItemWrite(row, NEW_ITEM) for row in chunk]
             committed = self._store.commit(partition, snapshot.counter, snapshot.counter_etag, writes)
             if committed is None:
                 conflicts = self._lost_race(conflicts)
+                size = _shrunk(size)
                 snapshot = self._store.snapshot(partition)
                 continue
             snapshot = Snapshot(committed.counter, committed.counter_etag, snapshot.pending[len(chunk):], {})
+            size = min(self._batch, size * 2)
             transactions += 1
             self._announce(user_id, "new", committed, snapshot.counts)
         return snapshot
@@ -585,6 +591,16 @@ class Inbox:
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, 0.005 * 2 ** min(attempt, 8))))
+
+
+def _shrunk(size: int, floor: int = 1) -> int:
+    """The next transaction's item count after one lost to a concurrent writer.
+
+    Fresh items are the ones the notifier is still writing delivery state to, and any one of them changing
+    fails the whole transaction: halving the count lets a burst of arrivals be taken in while it is still
+    being delivered, instead of every attempt losing to one of its rows.
+    """
+    return max(floor, size // 2)
 
 
 def _delivery_open(row: Row) -> bool:

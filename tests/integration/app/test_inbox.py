@@ -388,6 +388,48 @@ def test_changes_never_skip_under_concurrent_writers_and_clock_skew(setup: Setup
     assert setup.inbox.recount(user).consistent
 
 
+class DeliveringStore(InboxStore):
+    """The inbox store, with the notifier writing delivery state to one fresh item (newest first, each
+    once) just before every inbox transaction: a burst of arrivals that is still being delivered."""
+
+    def __init__(self, setup: Setup, user: str, ids: list[str]) -> None:
+        super().__init__(setup.table)
+        self._setup, self._user, self._queue = setup, user, list(reversed(ids))
+        self.transactions = 0
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        if self._queue:
+            record = self._setup.deliveries.get(self._user, self._queue.pop(0))
+            assert record is not None
+            written = self._setup.deliveries.write(record, record.state.__class__(
+                delivery=record.state.delivery, status=Status.SENT_REALTIME, acked_at=time.time()))
+            assert written is not None
+        self.transactions += 1
+        return super().commit(*args, **kwargs)
+
+
+def test_a_burst_still_being_delivered_is_taken_in(setup: Setup) -> None:
+    """Every fresh item changing under the take-in once must not make the feed answer 503: after a lost
+    transaction fewer items are taken in at a time, so the rows the notifier is not writing get in."""
+    ids = [setup.arrive("erin", accepted_at=1000.0 + i) for i in range(30)]
+    store = DeliveringStore(setup, "erin", ids)
+    changes, _ = drain_changes(Inbox(store), "erin", None)
+    assert sorted(c["notificationId"] for c in changes) == sorted(ids)
+    assert store.transactions < 30
+    assert setup.inbox.counts("erin") == raw_counts(setup.table, "erin")
+
+
+def test_a_mark_during_a_burst_still_being_delivered_commits(setup: Setup) -> None:
+    """A mark takes pending items in with it; when they keep changing it takes fewer, then none."""
+    ids = [setup.arrive("fred", accepted_at=1000.0 + i) for i in range(30)]
+    store = DeliveringStore(setup, "fred", ids[1:])
+    answer = Inbox(store).mark("fred", ids[0], Mark.READ)
+    assert answer["changed"] is True
+    assert setup.inbox.get("fred", ids[0])["read"] is True
+    assert setup.inbox.counts("fred") == raw_counts(setup.table, "fred")
+    assert setup.inbox.recount("fred").consistent
+
+
 def test_a_cursor_from_a_removed_inbox_restarts_the_feed(setup: Setup) -> None:
     setup.arrive("dave")
     old = drain_changes(setup.inbox, "dave", None)[1]
