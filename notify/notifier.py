@@ -471,7 +471,8 @@ class Notifier:
             elif isinstance(action, RecordOutcome):
                 log_outcome(notification.notification_id, notification.user_id, action.channel,
                             action.outcome, self._latency_ms(notification), level=action.level,
-                            detail=action.detail)
+                            detail=action.detail, nh_notification_id=record.state.nh_notification_id
+                            if action.channel == Channel.PUSH.value else "")
                 self._telemetry.outcome(action.channel, action.outcome)
             elif isinstance(action, ScheduleRetry):
                 self._retry_later(notification, action.delay_seconds, cause)

@@ -67,7 +67,7 @@ class PushSender:
             notification_tags(user_tag(notification.user_id)),
             headers=notification_headers(notification.notification_id, options),
         )
-        logger.info(
+        logger.debug(  # the delivery outcome line that follows says the same at INFO, with nhNotificationId
             "push sent: notificationId %s userHash=%s priority %s nhNotificationId %s",
             notification.notification_id,
             user_hash(notification.user_id),

@@ -34,6 +34,7 @@ def log_outcome(
     latency_ms: float | None = None,
     level: int = logging.INFO,
     detail: str = "",
+    nh_notification_id: str = "",
 ) -> None:
     """Log one delivery outcome (``channel`` realtime|push|retract|none, ``outcome`` e.g. sent, pushed).
 
@@ -54,4 +55,8 @@ def log_outcome(
         extra["detail"] = detail
         message += " detail=%s"
         args += (detail,)
+    if nh_notification_id:  # what Notification Hubs' per-message telemetry is looked up by
+        extra["nhNotificationId"] = nh_notification_id
+        message += " nhNotificationId=%s"
+        args += (nh_notification_id,)
     logger.log(level, message, *args, extra=extra)

@@ -114,7 +114,7 @@ def test_an_insert_whose_answer_was_lost_is_recognised_as_our_own(
     first = decide(new_state(message.delivery, None), Arrived("ours"), time.time(), RULES)
     proxy.lose_next_write()
     record, created = store.insert(message, first.state, time.time())
-    assert proxy.writes[-2:] == ["POST 201", "POST 409"]  # applied, then the SDK's repeat met the row
+    assert proxy.writes[-2:] == ["POST 204", "POST 409"]  # applied (204: no echo), then the repeat met it
     assert not created
     # The row carries our claim, so deciding our event on it sends instead of waiting for "another handler".
     _, decision = advance(store, record, Arrived("ours"), RULES, time.time)
@@ -132,13 +132,13 @@ def test_an_auto_in_app_insert_whose_answer_was_lost_still_sends(
     first = decide(new_state(message.delivery, None), online, time.time(), RULES)
     proxy.lose_next_write()
     record, created = store.insert(message, first.state, time.time())
-    assert proxy.writes[-2:] == ["POST 201", "POST 409"] and not created
+    assert proxy.writes[-2:] == ["POST 204", "POST 409"] and not created
     assert record.status == Status.SENT_REALTIME
     _, decision = advance(store, record, online, RULES, time.time)
     assert decision.actions == (SendRealtime("ours"),), "the recorded send was taken for one already made"
     _, sent = advance(store, record, RealtimeSent("ours"), RULES, time.time)
     assert [type(a) for a in sent.actions] == [RecordOutcome, ScheduleDeadline]  # and nothing written
-    assert proxy.writes[-2:] == ["POST 201", "POST 409"]
+    assert proxy.writes[-2:] == ["POST 204", "POST 409"]
 
 
 def test_a_merge_whose_answer_was_lost_keeps_the_claim(

@@ -252,6 +252,6 @@ def test_a_retract_that_fails_transiently_is_tried_again_from_the_deadline_queue
     stack.nh.clear_faults()
     assert retracts(stack, "rt") == []
     record = record_of(stack, document)
-    assert record.entity["retractClaimId"] == "" and record.status is Status.READ
+    assert record.entity.get("retractClaimId", "") == "" and record.status is Status.READ
     properties = stack.deadlines.get_queue_properties()
     assert properties.approximate_message_count == 1  # the retry, invisible for RETRACT_RETRY_SECONDS
