@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -96,9 +97,9 @@ class DeliveryRecord:
         """The recipient's user id."""
         return str(self.entity["userId"])
 
-    @property
+    @functools.cached_property
     def state(self) -> DeliveryState:
-        """The decision-relevant state of the row."""
+        """The decision-relevant state of the row (decoded once: a handling consults it several times)."""
         return state_from_entity(self.entity)
 
     @property

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import requests
+import requests.auth
 from azure.core.exceptions import AzureError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
@@ -39,9 +40,22 @@ quiet_url_loggers()  # every SDK client of the app is built here or beside it: n
 POOL_SIZE = 32
 
 
+class _NoNetrc(requests.auth.AuthBase):
+    """A session-wide auth that adds nothing.
+
+    With no auth set, requests looks for ``~/.netrc`` on every request (two file checks each time), and an
+    entry there for a storage or Web PubSub host would replace the Authorization header the SDK signed.
+    """
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
 def pooled_session(pool_size: int = POOL_SIZE) -> requests.Session:
-    """A requests Session that keeps up to ``pool_size`` connections per host."""
+    """A requests Session that keeps up to ``pool_size`` connections per host and never reads ~/.netrc
+    (proxy settings from the environment still apply)."""
     session = requests.Session()
+    session.auth = _NoNetrc()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

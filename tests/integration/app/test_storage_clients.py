@@ -6,10 +6,12 @@ import asyncio
 import base64
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from azure.core.exceptions import HttpResponseError
+from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
 
 from devstack.azurite import RunningAzurite
@@ -110,3 +112,27 @@ def test_a_client_keeps_a_connection_for_each_concurrent_invocation() -> None:
         assert len(server.client_ports) <= in_flight
     finally:
         server.server.stop()
+
+
+def test_a_netrc_entry_for_the_storage_host_does_not_replace_the_signed_header(
+    azurite: RunningAzurite,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """requests applies ~/.netrc credentials when a session has no auth of its own, over the Authorization
+    header the SDK signed; the app's clients carry a session auth, so they neither read the file nor lose
+    the signature (and skip the file checks on every request)."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login mallory password guessed\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NETRC", raising=False)
+    name = unique_name("netrc")
+    plain = TableClient.from_connection_string(azurite.connection_string, name)
+    with pytest.raises(HttpResponseError) as refused:  # the SDK's default session sends mallory's Basic auth
+        plain.create_table()
+    assert refused.value.status_code == 403
+    table = make_table_client(StorageSettings(connection_string=azurite.connection_string), name)
+    table.create_entity({"PartitionKey": "p", "RowKey": "r"})
+    assert table.get_entity("p", "r")["RowKey"] == "r"
