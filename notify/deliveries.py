@@ -43,6 +43,8 @@ import binascii
 import functools
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -68,6 +70,8 @@ from shared.user_keys import user_key
 
 logger = logging.getLogger(__name__)
 SERVICE = "table storage"
+#: Rows a store remembers (:meth:`DeliveryStore.recent`): a few thousand notifications in flight.
+REMEMBERED_ROWS = 4096
 #: Pages one recovery scan reads at most (one request each); the next pass resumes where it stopped.
 RECOVERY_SCAN_PAGES = 20
 #: Longest timeline column: a string property holds at most 32K UTF-16 characters (64 KiB).
@@ -266,10 +270,37 @@ def state_columns(state: DeliveryState) -> dict[str, Any]:
 
 
 class DeliveryStore:
-    """Delivery rows in a Table; every write is conditional (see the module docstring)."""
+    """Delivery rows in a Table; every write is conditional (see the module docstring).
 
-    def __init__(self, table: TableClient) -> None:
+    The store remembers the rows it last inserted, read or wrote (:meth:`recent`, at most ``remembered``):
+    a client's ack follows the in-app send by milliseconds, usually on the same instance, and a write
+    decided on the remembered row is as safe as one decided on a fresh read, since it only lands if the
+    row still has that ETag.
+    """
+
+    def __init__(self, table: TableClient, remembered: int = REMEMBERED_ROWS) -> None:
         self._table = table
+        self._recent: OrderedDict[tuple[str, str], DeliveryRecord] = OrderedDict()
+        self._recent_lock = threading.Lock()
+        self._remembered = remembered
+
+    def recent(self, user_id: str, notification_id: str) -> DeliveryRecord | None:
+        """The row as this store last saw it, or None; it may be stale (decide on it, write conditionally)."""
+        with self._recent_lock:
+            return self._recent.get((user_key(user_id), notification_id))
+
+    def _remember(self, record: DeliveryRecord) -> DeliveryRecord:
+        key = (str(record.entity["PartitionKey"]), record.notification_id)
+        with self._recent_lock:
+            self._recent[key] = record
+            self._recent.move_to_end(key)
+            while len(self._recent) > self._remembered:
+                self._recent.popitem(last=False)
+        return record
+
+    def _forget(self, user_id: str, notification_id: str) -> None:
+        with self._recent_lock:
+            self._recent.pop((user_key(user_id), notification_id), None)
 
     def insert(
         self, notification: Notification, state: DeliveryState, accepted_at: float
@@ -316,7 +347,7 @@ class DeliveryStore:
             return existing, False
         except AzureError as exc:
             _raise_translated(exc, "insert delivery")
-        return DeliveryRecord(entity, str(metadata["etag"])), True
+        return self._remember(DeliveryRecord(entity, str(metadata["etag"]))), True
 
     def get(self, user_id: str, notification_id: str) -> DeliveryRecord | None:
         """The current row, or None if there is none (the inbox's own rows are not deliveries)."""
@@ -325,10 +356,11 @@ class DeliveryStore:
         try:
             entity = self._table.get_entity(user_key(user_id), notification_id)
         except ResourceNotFoundError:
+            self._forget(user_id, notification_id)
             return None
         except AzureError as exc:
             _raise_translated(exc, "read delivery")
-        return DeliveryRecord(dict(entity), str(entity.metadata["etag"]))
+        return self._remember(DeliveryRecord(dict(entity), str(entity.metadata["etag"])))
 
     def write(self, record: DeliveryRecord, state: DeliveryState) -> DeliveryRecord | None:
         """Merge the columns ``state`` changes if the row still has ``record``'s ETag.
@@ -353,7 +385,7 @@ class DeliveryStore:
             return None
         except AzureError as exc:
             _raise_translated(exc, "update delivery")
-        return DeliveryRecord({**record.entity, **fields}, str(metadata["etag"]))
+        return self._remember(DeliveryRecord({**record.entity, **fields}, str(metadata["etag"])))
 
 
     def due_for_recovery(

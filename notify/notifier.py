@@ -178,15 +178,24 @@ def advance(
     event: Event,
     rules: Rules,
     clock: Callable[[], float],
+    fresh: bool = True,
 ) -> tuple[DeliveryRecord, Transition]:
     """Decide ``event`` on the row and write the next state; on a conflict read again and decide again.
 
+    ``fresh=False`` says ``record`` is the store's remembered row, not one just read: a decision that
+    writes is checked by the write's ETag like any other, one that writes nothing is taken again on a read.
     Returns the row as written (or as found, when nothing changes) and the transition whose actions are
     due. Raises TransientError when the row keeps changing, and what the store raises.
     """
     for _ in range(_MAX_CONFLICTS):
         step = decide(record.state, event, float(clock()), rules)
         if not step.changed_from(record.state):
+            if not fresh:  # a remembered row may be behind: only a write (ETag-checked) may trust it
+                current = store.get(record.user_id, record.notification_id)
+                if current is None:
+                    return record, Transition("vanished", "the delivery row is gone", record.state)
+                record, fresh = current, True
+                continue
             return record, step
         written = store.write(record, step.state)
         if written is not None:
@@ -309,14 +318,19 @@ class Notifier:
         return self._seen(user_id, notification_id, Archived(new_claim_id(), deleted))
 
     def _seen(self, user_id: str, notification_id: str, event: Acked | Read | Archived) -> bool:
-        record = self._deliveries.get(user_id, notification_id)
+        # An ack usually follows this instance's own send by milliseconds: start from the row as written.
+        # (A read or archive comes from the inbox, whose transaction has just changed the row.)
+        record = self._deliveries.recent(user_id, notification_id) if isinstance(event, Acked) else None
+        fresh = record is None
+        if record is None:
+            record = self._deliveries.get(user_id, notification_id)
         if record is None:
             logger.info("%s for unknown notification %s ignored", type(event).__name__, notification_id)
             return False
         notification = record.notification()
         span = f"notify {type(event).__name__.lower()}"
         with self._handling(span, SpanKind.SERVER, user_id, notification_id, notification.traceparent):
-            self._run(record, event, notification)
+            self._run(record, event, notification, fresh=fresh)
         return True
 
     def recover(self, record: DeliveryRecord) -> None:
@@ -430,8 +444,9 @@ class Notifier:
         notification: Notification,
         user: UserView | None = None,
         cause: TransientError | None = None,
+        fresh: bool = True,
     ) -> DeliveryRecord:
-        record, step = advance(self._deliveries, record, event, self._rules, self._now)
+        record, step = advance(self._deliveries, record, event, self._rules, self._now, fresh)
         self._collect(step)
         wants_user = any(isinstance(a, LoadUser) for a in step.actions)
         if wants_user and isinstance(event, DeadlinePassed | SendFailed | Recovered):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -36,10 +37,10 @@ from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints.notifier import process_deadline_message, process_notification_message
 from notify.blueprints.presence import handle_ack, handle_connected
 from notify.deliveries import DeliveryStore
-from notify.delivery_machine import Arrived, Rules, SendPush, Status, decide, new_state
+from notify.delivery_machine import Acked, Arrived, Rules, SendPush, Status, decide, new_state
 from notify.devices import DeviceRegistry
 from notify.message import parse_message
-from notify.notifier import Notifier
+from notify.notifier import Notifier, advance
 from notify.presence import PresenceStore
 from notify.push import PushSender
 from notify.realtime import RealtimeSender
@@ -535,3 +536,60 @@ def test_without_a_recheck_queue_a_busy_claim_makes_the_host_retry(stack: Stack)
     with pytest.raises(TransientError):
         process_notification_message(queue_message(document), notifier, stack.poison)
     assert stack.pushes_to("ola") == []
+
+
+def another_instance(stack: Stack) -> Notifier:
+    """A second Functions instance: the same table and services, a store of its own (nothing remembered)."""
+    return Notifier(
+        DeliveryStore(stack.deliveries_table), stack.users, stack.realtime, stack.push, stack.deadlines,
+        ACK_TIMEOUT, recheck_queue=stack.notifications,
+    )
+
+
+def retracts_to(stack: Stack, user_id: str) -> list[dict[str, Any]]:
+    return [p for p in stack.pushes_to(user_id) if p["template"] == "notify-retract-v1"]
+
+
+def test_an_ack_decided_on_a_remembered_row_another_instance_changed_is_decided_again(
+    stack: Stack, connect: Any
+) -> None:
+    """This instance sent the message and remembers its row; another instance pushed it at the deadline.
+    The late ack reaches this instance: its write on the remembered row meets 412, so it reads the row
+    and decides on what is there, as with a fresh read: the push that went out is retracted, once."""
+    stack.register_device("gina")
+    sock = connect("gina")
+    document = notification("gina")
+    deliver(stack, document)
+    assert stack.deliveries.recent("gina", document["notificationId"]) is not None
+    process_deadline_message(take_deadline(stack), another_instance(stack))
+    assert status_of(stack, document) == Status.PUSHED
+
+    ack = system_event("ack", "gina", sock.connection_id, {"notificationId": document["notificationId"]})
+    assert json.loads(handle_ack(ack, stack.notifier)["data"])["ok"] is True
+    handle_ack(ack, stack.notifier)  # a repeat: decided on the row this instance now remembers
+
+    assert status_of(stack, document) == Status.RETRACTED
+    assert len(retracts_to(stack, "gina")) == 1
+
+
+def test_a_remembered_row_on_which_nothing_would_change_is_read_again(stack: Stack, connect: Any) -> None:
+    """Only a write checks a remembered row (its ETag). When the event would change nothing on it, the
+    row is read and the event decided on what is really there."""
+    sock = connect("hugo")
+    document = notification("hugo", delivery="realtime")
+    deliver(stack, document)
+    ack = system_event("ack", "hugo", sock.connection_id, {"notificationId": document["notificationId"]})
+    handle_ack(ack, stack.notifier)
+    remembered = stack.deliveries.recent("hugo", document["notificationId"])
+    assert remembered is not None and remembered.status is Status.ACKED
+    other = DeliveryStore(stack.deliveries_table)
+    current = other.get("hugo", document["notificationId"])
+    assert current is not None
+    read = dataclasses.replace(current.state, read_at=time.time(), status=Status.READ)
+    changed = other.write(current, read)
+    assert changed is not None
+
+    late_ack = Acked("late", sock.connection_id)
+    record, step = advance(stack.deliveries, remembered, late_ack, Rules(ACK_TIMEOUT), time.time, fresh=False)
+    assert record.etag == changed.etag and record.status is Status.READ
+    assert not step.changed_from(record.state)

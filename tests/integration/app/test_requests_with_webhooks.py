@@ -53,7 +53,7 @@ def test_realtime_acked_adds_two(counted: Counted) -> None:
         sock.close()
     # The delivery's handling and the ack's; the deadline changed nothing.
     assert log.count()["webhooks POST"] == 2
-    assert len(log.seen) == 7 + 2  # test_requests_per_notification's count, plus the two
+    assert len(log.seen) == 6 + 2  # test_requests_per_notification's count, plus the two
     assert log.seen.index("webhooks POST") > log.seen.index("wps POST"), "after the send"
 
 
