@@ -431,7 +431,7 @@ class Inbox:
                 snapshot = self._store.snapshot(partition)
                 continue
             snapshot = Snapshot(committed.counter, committed.counter_etag, snapshot.pending, {})
-            size = min(self._batch, size * 2)
+            size = _grown(size, self._batch)
             transactions += 1
             marked_count += len(rows)
             self._announce(user_id, f"{mark.value}-all", committed, snapshot.counts)
@@ -545,7 +545,7 @@ class Inbox:
                 snapshot = self._store.snapshot(partition)
                 continue
             snapshot = Snapshot(committed.counter, committed.counter_etag, snapshot.pending[len(chunk):], {})
-            size = min(self._batch, size * 2)
+            size = _grown(size, self._batch)
             transactions += 1
             self._announce(user_id, "new", committed, snapshot.counts)
         return snapshot
@@ -601,6 +601,11 @@ def _shrunk(size: int, floor: int = 1) -> int:
     being delivered, instead of every attempt losing to one of its rows.
     """
     return max(floor, size // 2)
+
+
+def _grown(size: int, ceiling: int) -> int:
+    """The next transaction's item count after one that committed."""
+    return min(ceiling, size * 2)
 
 
 def _delivery_open(row: Row) -> bool:

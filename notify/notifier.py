@@ -189,21 +189,18 @@ def advance(
     """
     for _ in range(_MAX_CONFLICTS):
         step = decide(record.state, event, float(clock()), rules)
-        if not step.changed_from(record.state):
-            if not fresh:  # a remembered row may be behind: only a write (ETag-checked) may trust it
-                current = store.get(record.user_id, record.notification_id)
-                if current is None:
-                    return record, Transition("vanished", "the delivery row is gone", record.state)
-                record, fresh = current, True
-                continue
+        if step.changed_from(record.state):
+            written = store.write(record, step.state)
+            if written is not None:
+                return written, step
+        elif fresh:
             return record, step
-        written = store.write(record, step.state)
-        if written is not None:
-            return written, step
+        # The row changed under the write, or a remembered row (which may be behind: only a write checks
+        # it) would change nothing: read it and decide again.
         current = store.get(record.user_id, record.notification_id)
         if current is None:
             return record, Transition("vanished", "the delivery row is gone", record.state)
-        record = current
+        record, fresh = current, True
     raise TransientError(SERVICE, "delivery row kept changing; giving up for now")
 
 
@@ -320,17 +317,15 @@ class Notifier:
     def _seen(self, user_id: str, notification_id: str, event: Acked | Read | Archived) -> bool:
         # An ack usually follows this instance's own send by milliseconds: start from the row as written.
         # (A read or archive comes from the inbox, whose transaction has just changed the row.)
-        record = self._deliveries.recent(user_id, notification_id) if isinstance(event, Acked) else None
-        fresh = record is None
-        if record is None:
-            record = self._deliveries.get(user_id, notification_id)
+        remembered = self._deliveries.recent(user_id, notification_id) if isinstance(event, Acked) else None
+        record = remembered or self._deliveries.get(user_id, notification_id)
         if record is None:
             logger.info("%s for unknown notification %s ignored", type(event).__name__, notification_id)
             return False
         notification = record.notification()
         span = f"notify {type(event).__name__.lower()}"
         with self._handling(span, SpanKind.SERVER, user_id, notification_id, notification.traceparent):
-            self._run(record, event, notification, fresh=fresh)
+            self._run(record, event, notification, fresh=remembered is None)
         return True
 
     def recover(self, record: DeliveryRecord) -> None:
@@ -484,10 +479,10 @@ class Notifier:
             elif isinstance(action, Recheck):
                 self._recheck_later(notification, action)
             elif isinstance(action, RecordOutcome):
+                pushed_as = record.state.nh_notification_id if action.channel == Channel.PUSH.value else ""
                 log_outcome(notification.notification_id, notification.user_id, action.channel,
                             action.outcome, self._latency_ms(notification), level=action.level,
-                            detail=action.detail, nh_notification_id=record.state.nh_notification_id
-                            if action.channel == Channel.PUSH.value else "")
+                            detail=action.detail, nh_notification_id=pushed_as)
                 self._telemetry.outcome(action.channel, action.outcome)
             elif isinstance(action, ScheduleRetry):
                 self._retry_later(notification, action.delay_seconds, cause)

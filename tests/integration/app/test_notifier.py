@@ -546,7 +546,7 @@ def another_instance(stack: Stack) -> Notifier:
     )
 
 
-def retracts_to(stack: Stack, user_id: str) -> list[dict[str, Any]]:
+def retracts(stack: Stack, user_id: str) -> list[dict[str, Any]]:
     return [p for p in stack.pushes_to(user_id) if p["template"] == "notify-retract-v1"]
 
 
@@ -569,7 +569,7 @@ def test_an_ack_decided_on_a_remembered_row_another_instance_changed_is_decided_
     handle_ack(ack, stack.notifier)  # a repeat: decided on the row this instance now remembers
 
     assert status_of(stack, document) == Status.RETRACTED
-    assert len(retracts_to(stack, "gina")) == 1
+    assert len(retracts(stack, "gina")) == 1
 
 
 def test_a_remembered_row_on_which_nothing_would_change_is_read_again(stack: Stack, connect: Any) -> None:

@@ -22,6 +22,7 @@ from tests.integration.app.test_notifier import (
     Stack,
     deliver_with,
     notification,
+    retracts,
     system_event,
     take_deadline,
 )
@@ -62,10 +63,6 @@ def register_both(stack: Stack, user_id: str) -> None:
 
 def alerts(stack: Stack, user_id: str) -> list[dict[str, Any]]:
     return [p for p in stack.pushes_to(user_id) if p["template"] == "notify-v1"]
-
-
-def retracts(stack: Stack, user_id: str) -> list[dict[str, Any]]:
-    return [p for p in stack.pushes_to(user_id) if p["template"] == "notify-retract-v1"]
 
 
 def test_a_muted_type_gets_no_push_but_still_arrives_in_app(stack: Stack, connect: Any) -> None:

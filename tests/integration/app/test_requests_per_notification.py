@@ -229,19 +229,25 @@ def connect(counted: Counted, user_id: str) -> UserSocket:
 USER_READ = "devices GET"  # one partition query: connections, devices, preferences
 
 
-def test_realtime_acked(counted: Counted) -> None:
-    register_device(counted, "ra")
-    sock = connect(counted, "ra")
-    document = notification("ra")
+def realtime_acked(counted: Counted, user_id: str) -> RequestLog:
+    """An online user with a device acks the in-app message; then its deadline comes: what that costs."""
+    register_device(counted, user_id)
+    sock = connect(counted, user_id)
+    document = notification(user_id)
     try:
         with counted.counting() as log:
             deliver_with(counted.notifier, counted.poison, document)
             data = {"notificationId": document["notificationId"]}
-            ack = system_event("ack", "ra", sock.connection_id, data)
+            ack = system_event("ack", user_id, sock.connection_id, data)
             handle_ack(ack, counted.notifier)
             process_deadline_message(take_deadline_from(counted.deadlines), counted.notifier)
     finally:
         sock.close()
+    return log
+
+
+def test_realtime_acked(counted: Counted) -> None:
+    log = realtime_acked(counted, "ra")
     assert log.count() == {
         USER_READ: 1,  # online? devices? preferences?
         "deliveries POST": 1,  # insert the record with the in-app channel claimed and its send recorded

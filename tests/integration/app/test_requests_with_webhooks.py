@@ -12,12 +12,12 @@ from devstack.azurite import RunningAzurite
 from devstack.notificationhubs.emulator import RunningNotificationHubs
 from devstack.webpubsub.running import RunningWebPubSub
 from notify.blueprints.notifier import process_deadline_message
-from notify.blueprints.presence import handle_ack
-from tests.integration.app.test_notifier import deliver_with, notification, system_event, take_deadline_from
+from tests.integration.app.test_notifier import deliver_with, notification, take_deadline_from
 from tests.integration.app.test_requests_per_notification import (
     Counted,
     connect,
     counted_stack,
+    realtime_acked,
     register_device,
 )
 
@@ -39,18 +39,7 @@ def counted(
 
 
 def test_realtime_acked_adds_two(counted: Counted) -> None:
-    register_device(counted, "ra")
-    sock = connect(counted, "ra")
-    document = notification("ra")
-    try:
-        with counted.counting() as log:
-            deliver_with(counted.notifier, counted.poison, document)
-            data = {"notificationId": document["notificationId"]}
-            ack = system_event("ack", "ra", sock.connection_id, data)
-            handle_ack(ack, counted.notifier)
-            process_deadline_message(take_deadline_from(counted.deadlines), counted.notifier)
-    finally:
-        sock.close()
+    log = realtime_acked(counted, "ra")
     # The delivery's handling and the ack's; the deadline changed nothing.
     assert log.count()["webhooks POST"] == 2
     assert len(log.seen) == 6 + 2  # test_requests_per_notification's count, plus the two
