@@ -11,7 +11,9 @@ same SDKs as the app, with the app's retry caps:
 * :func:`serve` prints ``floor ready <webhook port or 0>``, runs until its stdin is closed, then prints one
   JSON line ``{"processed": {queue: n}, "errors": n, "error_types": {exception name: n}}``;
 * :class:`Services` holds the clients: the presence query (azure-data-tables), ``send_to_user``
-  (azure-messaging-webpubsubservice) and the Notification Hubs template send (requests with a SAS header).
+  (azure-messaging-webpubsubservice) and the Notification Hubs template send (requests with a SAS header),
+  each over the app's own HTTP plumbing (:func:`shared.clients.sdk_transport`: a pool as large as the worker
+  threads, no ``~/.netrc`` lookup per request), so that a floor pays no connection churn the app does not.
 
 Connection strings and names come from the environment (:func:`floor_environment`).
 """
@@ -29,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-import requests
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
@@ -38,7 +39,7 @@ from azure.storage.queue import QueueClient, QueueMessage, TextBase64EncodePolic
 from devstack.functions_host.queue_listener import MIN_POLLING_INTERVAL, PollingBackoff
 from notify.push_templates import notification_tags
 from notify.user_rows import user_connections_query
-from shared.clients import TABLE_RETRY, queue_retry_policy
+from shared.clients import TABLE_RETRY, pooled_session, queue_retry_policy, sdk_transport
 from shared.notification_hubs import parse_connection_string, sas_token
 from shared.user_keys import user_tag
 
@@ -81,18 +82,18 @@ class Services:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.storage = environ["BENCH_STORAGE"]
         tables = TableServiceClient.from_connection_string(
-            self.storage, **TABLE_RETRY
+            self.storage, transport=sdk_transport(), **TABLE_RETRY
         )  # the app's retry caps
         self._presence = tables.get_table_client(environ["BENCH_PRESENCE_TABLE"])
         tables.create_table_if_not_exists(environ["BENCH_RECORDS_TABLE"])
         self.records: TableClient = tables.get_table_client(environ["BENCH_RECORDS_TABLE"])
         self._webpubsub = WebPubSubServiceClient.from_connection_string(
-            environ["BENCH_WEBPUBSUB"], hub=environ["BENCH_HUB"], retry_total=0
+            environ["BENCH_WEBPUBSUB"], hub=environ["BENCH_HUB"], retry_total=0, transport=sdk_transport()
         )
         info = parse_connection_string(environ["BENCH_NOTIFICATION_HUBS"], environ["BENCH_HUB"])
         self._nh_url = f"{info.base_url}{info.hub}/messages/"
         self._nh_auth = sas_token(info.base_url, info.key_name, info.key, int(time.time()) + 3600)
-        self._http = requests.Session()
+        self._http = pooled_session()
 
     def queue(self, name: str) -> QueueClient:
         """A base64-encoding client for queue ``name`` (created if missing) with the app's retry caps."""
@@ -101,6 +102,7 @@ class Services:
             name,
             retry_policy=queue_retry_policy(),
             message_encode_policy=TextBase64EncodePolicy(),
+            transport=sdk_transport(),
         )
         with contextlib.suppress(ResourceExistsError):
             client.create_queue()
