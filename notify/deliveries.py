@@ -46,7 +46,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from azure.core import MatchConditions
@@ -86,10 +86,16 @@ SUMMARY_COLUMNS = (
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    """A snapshot of one delivery row, with the ETag it was read at."""
+    """A snapshot of one delivery row, with the ETag it was read at.
+
+    A row this process has just written carries the state it wrote and that state's columns
+    (:func:`written_state`), so that deciding on it again decodes nothing and its next write compares
+    against columns already built; a row read from the table decodes its columns on first use.
+    """
 
     entity: Mapping[str, Any]
     etag: str
+    written: WrittenState | None = field(default=None, compare=False, repr=False)
 
     @property
     def notification_id(self) -> str:
@@ -104,7 +110,16 @@ class DeliveryRecord:
     @functools.cached_property
     def state(self) -> DeliveryState:
         """The decision-relevant state of the row (decoded once: a handling consults it several times)."""
+        if self.written is not None:
+            return self.written.state
         return state_from_entity(self.entity)
+
+    @functools.cached_property
+    def columns(self) -> Mapping[str, Any]:
+        """The row's state columns as :func:`state_columns` builds them (for a merge's comparison)."""
+        if self.written is not None:
+            return self.written.columns
+        return state_columns(self.state)
 
     @property
     def status(self) -> Status:
@@ -212,18 +227,43 @@ def timeline_from_column(raw: object) -> tuple[TimelineEntry, ...]:
 
 def timeline_column(timeline: Iterable[TimelineEntry]) -> str:
     """The ``timeline`` column for ``timeline``; the oldest entries after the first go when it is too long."""
+    return _timeline_text(timeline)[0]
+
+
+def _timeline_text(timeline: Iterable[TimelineEntry]) -> tuple[str, bool]:
+    """The ``timeline`` column and whether entries had to go."""
     entries = [entry.to_dict() for entry in timeline]
     text = _json(entries)
+    trimmed = False
     while len(text) > MAX_TIMELINE_CHARS and len(entries) > 2:
         del entries[1]
         text = _json(entries)
-    return text
+        trimmed = True
+    return text, trimmed
 
 
-def _written_state_columns(state: DeliveryState) -> dict[str, Any]:
+@dataclass(frozen=True)
+class WrittenState:
+    """A state as this process wrote it: the state and its columns (:func:`state_columns`)."""
+
+    state: DeliveryState
+    columns: Mapping[str, Any]
+
+
+def written_state(state: DeliveryState) -> WrittenState | None:
+    """``state`` with its columns, or None when the row would not read back as ``state``.
+
+    The columns shorten a long error text and drop old timeline entries beyond :data:`MAX_TIMELINE_CHARS`;
+    a row written so decodes differently from ``state``, so its record decodes the row instead.
+    """
+    columns, exact = _state_columns(state)
+    return WrittenState(state, columns) if exact else None
+
+
+def _insert_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
     """The state columns an insert writes: the required ones and those not at their default."""
     return {
-        name: value for name, value in state_columns(state).items()
+        name: value for name, value in columns.items()
         if name in REQUIRED_STATE_COLUMNS or not _is_default(value)
     }
 
@@ -238,6 +278,11 @@ def _json(value: Any) -> str:
 
 def state_columns(state: DeliveryState) -> dict[str, Any]:
     """The columns holding ``state`` (times always as floats: an int beyond 2**31 would not fit Int32)."""
+    return _state_columns(state)[0]
+
+
+def _state_columns(state: DeliveryState) -> tuple[dict[str, Any], bool]:
+    """The columns of ``state``, and whether they hold all of it (no text shortened, no entry dropped)."""
     columns: dict[str, Any] = {
         "status": state.status.value,
         "ackedAt": float(state.acked_at),
@@ -264,9 +309,11 @@ def state_columns(state: DeliveryState) -> dict[str, Any]:
         poisonedAt=float(state.poisoned_at),
         recoverAt=float(state.recover_at),
     )
+    trimmed = False
     if state.timeline:
-        columns["timeline"] = timeline_column(state.timeline)
-    return columns
+        columns["timeline"], trimmed = _timeline_text(state.timeline)
+    exact = not trimmed and len(state.last_error) <= MAX_ERROR_CHARS and len(state.reason) <= MAX_ERROR_CHARS
+    return columns, exact
 
 
 class DeliveryStore:
@@ -332,8 +379,9 @@ class DeliveryStore:
             TYPE: notification.type,
             LISTED: notification.inbox,
             PENDING: notification.inbox,
-            **_written_state_columns(state),
         }
+        written = written_state(state)
+        entity.update(_insert_columns(written.columns if written is not None else state_columns(state)))
         if notification.traceparent:
             entity["traceparent"] = notification.traceparent
         try:
@@ -347,7 +395,7 @@ class DeliveryStore:
             return existing, False
         except AzureError as exc:
             _raise_translated(exc, "insert delivery")
-        return self._remember(DeliveryRecord(entity, str(metadata["etag"]))), True
+        return self._remember(DeliveryRecord(entity, str(metadata["etag"]), written)), True
 
     def get(self, user_id: str, notification_id: str) -> DeliveryRecord | None:
         """The current row, or None if there is none (the inbox's own rows are not deliveries)."""
@@ -368,8 +416,10 @@ class DeliveryStore:
         Returns the written record, or None when the row changed meanwhile (412) or is gone (404): read it
         again and decide again. Raises TransientError / UpstreamError.
         """
-        before = state_columns(record.state)
-        fields = {k: v for k, v in state_columns(state).items() if before.get(k) != v}
+        before = record.columns
+        written = written_state(state)
+        after = written.columns if written is not None else state_columns(state)
+        fields = {k: v for k, v in after.items() if before.get(k) != v}
         if not fields:
             return record
         entity = {"PartitionKey": record.entity["PartitionKey"], "RowKey": record.entity["RowKey"], **fields}
@@ -385,7 +435,7 @@ class DeliveryStore:
             return None
         except AzureError as exc:
             _raise_translated(exc, "update delivery")
-        return self._remember(DeliveryRecord({**record.entity, **fields}, str(metadata["etag"])))
+        return self._remember(DeliveryRecord({**record.entity, **fields}, str(metadata["etag"]), written))
 
 
     def due_for_recovery(

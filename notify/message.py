@@ -14,17 +14,13 @@ import json
 import math
 import re
 import uuid
-from functools import lru_cache
 from typing import Any
 
 from notify.model import Delivery, Notification
 from notify.push_templates import (
-    PNS_PAYLOAD_LIMIT_BYTES,
-    PROPERTY_NAMES,
-    SUPPORTED_PLATFORMS,
     PushOptions,
     check_payload_size,
-    template_body,
+    payload_may_exceed_limit,
     template_properties,
 )
 from shared.errors import InvalidMessageError
@@ -135,7 +131,7 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
         # The largest the property bag gets: no TTL ("2419200s") and the longer priority name.
         properties = template_properties(notification, PushOptions("normal"), now=0.0)
         try:
-            if _push_may_exceed_limit(properties):
+            if payload_may_exceed_limit(properties):
                 check_payload_size(properties)
         except InvalidMessageError as exc:
             raise InvalidMessageError(
@@ -143,30 +139,6 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
                 field=exc.field,
             ) from None
     return notification
-
-
-@lru_cache(maxsize=1)
-def _template_shapes() -> tuple[tuple[int, dict[str, int]], ...]:
-    """Per platform: the template's length and how often it uses each property."""
-    shapes = []
-    for platform in SUPPORTED_PLATFORMS:
-        body = template_body(platform)
-        uses = {name: body.count(f"$({name})") for name in PROPERTY_NAMES}
-        shapes.append((len(body.encode("utf-8")), uses))
-    return tuple(shapes)
-
-
-def _push_may_exceed_limit(properties: dict[str, str]) -> bool:
-    """False when no rendering can reach the push limit, so the exact check can be skipped.
-
-    A rendered payload is the template with each ``$(name)`` replaced by the property as a JSON string body,
-    which is at most 6 bytes per UTF-8 byte (a ``\\u00XX`` escape).
-    """
-    sizes = {name: len(value.encode("utf-8")) for name, value in properties.items()}
-    return any(
-        length + sum(6 * sizes.get(name, 0) * count for name, count in uses.items()) > PNS_PAYLOAD_LIMIT_BYTES
-        for length, uses in _template_shapes()
-    )
 
 
 def validate_document(document: Any) -> None:

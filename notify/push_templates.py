@@ -32,6 +32,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from notify.model import Notification
@@ -232,6 +233,33 @@ def render_payload(platform: str, properties: Mapping[str, str], retract: bool =
     notifications = _BADGE_TEMPLATES if BADGE_PROPERTY in bag else _TEMPLATES
     template = (_RETRACTS if retract else notifications)[platform]
     return json.dumps(render(template), separators=(",", ":"), ensure_ascii=False)
+
+
+@lru_cache(maxsize=1)
+def _template_shapes() -> tuple[tuple[int, dict[str, int]], ...]:
+    """Per platform: the template's length and how often it uses each property."""
+    shapes = []
+    for platform in SUPPORTED_PLATFORMS:
+        body = template_body(platform)
+        uses = {name: body.count(f"$({name})") for name in PROPERTY_NAMES}
+        shapes.append((len(body.encode("utf-8")), uses))
+    return tuple(shapes)
+
+
+def payload_may_exceed_limit(properties: Mapping[str, str]) -> bool:
+    """False when no rendering can reach the push limit, so the exact check (:func:`check_payload_size`)
+    can be skipped (a bag with a badge always needs the exact check).
+
+    A rendered payload is the template with each ``$(name)`` replaced by the property as a JSON string body,
+    which is at most 6 bytes per UTF-8 byte (a ``\\u00XX`` escape).
+    """
+    if BADGE_PROPERTY in properties:
+        return True
+    sizes = {name: len(value.encode("utf-8")) for name, value in properties.items()}
+    return any(
+        length + sum(6 * sizes.get(name, 0) * count for name, count in uses.items()) > PNS_PAYLOAD_LIMIT_BYTES
+        for length, uses in _template_shapes()
+    )
 
 
 def check_payload_size(properties: Mapping[str, str]) -> None:

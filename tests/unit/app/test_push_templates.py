@@ -20,6 +20,7 @@ from notify.push_templates import (
     installation_templates,
     notification_headers,
     notification_tags,
+    payload_may_exceed_limit,
     render_payload,
     retract_headers,
     retract_properties,
@@ -158,3 +159,30 @@ def test_badge_templates_render_the_same_in_the_emulator() -> None:
         ours = json.loads(render_payload(platform, properties))
         theirs = json.loads(render_template(template_body(platform, badge=True), properties))
         assert ours == theirs
+
+
+def _fits(properties: dict[str, str]) -> bool:
+    try:
+        check_payload_size(properties)
+    except InvalidMessageError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("piece", ["x", "\u00e9", "\u20ac", "\U0001f600", '"', "\\", "\n", "\x01"])
+def test_the_cheap_bound_skips_the_exact_check_only_when_every_payload_fits(piece: str) -> None:
+    # Bodies from small to far over the limit, of characters JSON escapes or UTF-8 widens to different
+    # degrees: whenever the bound says no rendering can reach the limit, the exact check must agree.
+    skipped = 0
+    for length in range(0, 4200, 37):
+        properties = _props(body=piece * length)
+        if not payload_may_exceed_limit(properties):
+            skipped += 1
+            assert _fits(properties), (piece, length)
+    assert skipped > 0  # a short notification never pays for rendering
+
+
+def test_a_typical_push_skips_the_exact_check_and_a_badge_never_does() -> None:
+    assert not payload_may_exceed_limit(_props())
+    assert payload_may_exceed_limit({**_props(), "badge": "3"})
+    assert payload_may_exceed_limit(_props(body="x" * 3000)) and not _fits(_props(body="x" * 3000))
