@@ -58,7 +58,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from azure.core import MatchConditions
@@ -84,6 +83,7 @@ from shared.errors import (
     UpstreamError,
 )
 from shared.notification_hubs import NotificationHubsClient, get_notification_hubs_client
+from shared.once import process_wide
 from shared.settings import get_settings
 from shared.user_keys import TAG_PREFIX, key_hash, user_hash, user_key
 
@@ -581,7 +581,7 @@ class DeviceRegistry:
             self._table.delete_entity(_index_partition(key), installation_id)
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_device_registry() -> DeviceRegistry:
     """The process-wide DeviceRegistry (creates DEVICES_TABLE if it does not exist)."""
     settings = get_settings()

@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 from notify.model import Notification
@@ -26,6 +25,7 @@ from notify.push_templates import (
 )
 from shared.clients import get_table_client
 from shared.notification_hubs import NotificationHubsClient, get_notification_hubs_client
+from shared.once import process_wide
 from shared.settings import get_settings
 from shared.user_keys import user_hash, user_tag
 
@@ -89,7 +89,7 @@ class PushSender:
         return PushResult("pushed", result.notification_id)
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_push_sender() -> PushSender:
     """The process-wide PushSender built from the settings (with the badge when INBOX_PUSH_BADGE is set)."""
     settings = get_settings()

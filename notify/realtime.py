@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, NoReturn
 
 from azure.core.exceptions import AzureError
@@ -11,6 +10,7 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from notify.deliveries import translate_azure_error
 from notify.model import Notification
 from shared.clients import sdk_transport
+from shared.once import process_wide
 from shared.settings import Settings, WebPubSubSettings, get_settings
 
 SERVICE = "web pubsub"
@@ -60,7 +60,7 @@ def build_webpubsub_client(settings: WebPubSubSettings) -> WebPubSubServiceClien
     )
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_realtime_sender() -> RealtimeSender:
     """The process-wide RealtimeSender built from :func:`get_settings`."""
     settings: Settings = get_settings()

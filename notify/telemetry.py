@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -39,6 +38,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from notify.delivery_machine import Transition
 from shared.observability import configure_exporters
+from shared.once import process_wide
 from shared.settings import get_settings
 from shared.user_keys import user_hash
 
@@ -156,7 +156,7 @@ def _ms(seconds: float) -> float:
     return max(0.0, seconds * 1000.0)
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_telemetry() -> DeliveryTelemetry:
     """The process-wide telemetry, after the exporters the settings ask for are installed."""
     configure_exporters(get_settings().telemetry)

@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, NoReturn
 
 from azure.core import MatchConditions
@@ -28,6 +27,7 @@ from notify.preferences import Preferences, parse_preferences, preferences_docum
 from notify.user_rows import PREFERENCES_ROW, connection_id_of, is_device_row, user_partition
 from shared.clients import get_table_client
 from shared.errors import BadRequestError, TransientError
+from shared.once import process_wide
 from shared.settings import get_settings
 from shared.user_keys import user_hash
 
@@ -155,7 +155,7 @@ def _raise_translated(exc: AzureError, what: str) -> NoReturn:
     raise translate_azure_error(exc, SERVICE, what) from exc
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_user_directory() -> UserDirectory:
     """The process-wide UserDirectory over DEVICES_TABLE."""
     return UserDirectory(get_table_client(get_settings().devices_table))

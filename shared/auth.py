@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -35,6 +34,7 @@ import requests
 
 from shared.errors import ConfigurationError, ForbiddenError, TransientError, UnauthorizedError, UpstreamError
 from shared.json_input import JsonInputError, parse_json
+from shared.once import process_wide
 from shared.settings import AuthSettings, ManageAuthSettings, get_settings
 from shared.user_keys import user_id_problem
 
@@ -398,13 +398,13 @@ def _check_apart(settings: ManageAuthSettings, audiences: list[str], users: Auth
         raise ConfigurationError("AUTH_DEV_MANAGE_AUDIENCE", "must differ from AUTH_DEV_AUDIENCE")
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_authenticator() -> Authenticator:
     """The process-wide authenticator built from the settings."""
     return Authenticator(get_settings().auth)
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_manage_authenticator() -> ManageAuthenticator:
     """The process-wide management API authenticator built from the settings."""
     settings = get_settings()

@@ -12,7 +12,6 @@ Notification Hubs calls are retried by :func:`shared.retry.call_with_retry` inst
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
 import requests
@@ -29,6 +28,7 @@ from azure.storage.queue import (
 from requests.adapters import HTTPAdapter
 
 from shared.log import quiet_url_loggers
+from shared.once import process_wide
 from shared.settings import StorageSettings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -154,13 +154,13 @@ def make_table_client(storage: StorageSettings, table_name: str, create: bool = 
     return service.get_table_client(table_name)
 
 
-@lru_cache(maxsize=8)
+@process_wide
 def get_queue_client(queue_name: str, binary: bool = False) -> QueueClient:
     """The process-wide QueueClient for ``queue_name``, from :func:`get_settings`."""
     return make_queue_client(get_settings().storage, queue_name, binary)
 
 
-@lru_cache(maxsize=8)
+@process_wide
 def get_table_client(table_name: str) -> TableClient:
     """The process-wide TableClient for ``table_name``, creating the table on first use if it is missing."""
     return make_table_client(get_settings().storage, table_name)

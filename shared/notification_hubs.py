@@ -30,13 +30,13 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from typing import Any
 
 import requests
 
 from shared.clients import pooled_session
 from shared.errors import BadRequestError, ConfigurationError, TransientError, UpstreamError
+from shared.once import process_wide
 from shared.retry import RetryPolicy, call_with_retry
 from shared.settings import get_settings
 
@@ -330,7 +330,7 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_notification_hubs_client() -> NotificationHubsClient:
     """The process-wide client built from the settings."""
     settings = get_settings()

@@ -13,11 +13,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
+from shared.once import process_wide
 
 #: Settings that binding expressions (``%NAME%``) in function_app.py refer to.
 BINDING_SETTINGS = (
@@ -244,7 +244,7 @@ class Settings:
         )
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings.from_environ(os.environ)

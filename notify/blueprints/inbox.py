@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any, Protocol
 
 import azure.functions as func
@@ -25,6 +24,7 @@ from shared.auth import Principal, get_authenticator
 from shared.clients import get_table_client
 from shared.errors import BadRequestError
 from shared.http import handle_errors, json_response
+from shared.once import process_wide
 from shared.settings import get_settings
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -49,7 +49,7 @@ class RequestAuthenticator(Protocol):
         ...
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_inbox() -> Inbox:
     """The process-wide Inbox built from the settings, announcing through Web PubSub."""
     settings = get_settings()

@@ -13,7 +13,6 @@ too; a function without a route is routed by its name); the local host applies t
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Protocol
 
 import azure.functions as func
@@ -23,6 +22,7 @@ from notify.manage import delivery_status, list_deliveries, parse_limit, parse_s
 from shared.auth import Backend, get_manage_authenticator
 from shared.clients import get_table_client
 from shared.http import handle_errors, json_response
+from shared.once import process_wide
 from shared.settings import get_settings
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -82,7 +82,7 @@ def manage_notifications(req: func.HttpRequest) -> func.HttpResponse:
     return notification_list_response(req, get_manage_authenticator(), get_manage_store())
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_manage_store() -> DeliveryStore:
     """The deliveries table, as the management API reads it."""
     return DeliveryStore(get_table_client(get_settings().deliveries_table))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import azure.functions as func
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
@@ -11,6 +9,7 @@ from notify.negotiate import negotiate as negotiate_access
 from notify.realtime import build_webpubsub_client
 from shared.auth import Authenticator, get_authenticator
 from shared.http import handle_errors, json_response
+from shared.once import process_wide
 from shared.settings import get_settings
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ unannotated
@@ -19,7 +18,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_negotiate_service() -> WebPubSubServiceClient:
     """The process-wide Web PubSub service client used to sign client access tokens."""
     return build_webpubsub_client(get_settings().webpubsub)

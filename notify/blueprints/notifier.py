@@ -8,7 +8,6 @@ The timer runs :class:`notify.recovery.RecoveryPass` over rows a crash left stuc
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 import azure.functions as func
 from azure.storage.queue import QueueClient
@@ -25,6 +24,7 @@ from notify.webhooks import WebhookOutbox
 from shared.clients import get_queue_client, get_table_client
 from shared.errors import InvalidMessageError, TransientError
 from shared.json_input import JsonInputError, parse_json
+from shared.once import process_wide
 from shared.retry import RetryPolicy
 from shared.settings import Settings, get_settings
 from shared.user_keys import user_id_problem
@@ -151,7 +151,7 @@ def _push_sender(settings: Settings) -> PushSending:
     return sender
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_notifier() -> Notifier:
     """The process-wide Notifier built from :func:`get_settings`."""
     settings = get_settings()
@@ -177,7 +177,7 @@ def get_notifier() -> Notifier:
     )
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_recovery_pass() -> RecoveryPass:
     """The process-wide recovery pass over the deliveries table."""
     settings = get_settings()

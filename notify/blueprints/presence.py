@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import lru_cache
 from typing import Any
 
 import azure.functions as func
@@ -24,6 +23,7 @@ from notify.presence import PresenceStore
 from notify.realtime import RealtimeSender, get_realtime_sender
 from shared.clients import get_table_client
 from shared.json_input import JsonInputError, parse_json
+from shared.once import process_wide
 from shared.settings import get_settings
 from shared.user_keys import user_id_problem
 
@@ -106,7 +106,7 @@ def sweep_presence(presence: PresenceStore, realtime: RealtimeSender, older_than
     return presence.sweep(older_than_seconds, realtime.connection_exists)
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_presence_store() -> PresenceStore:
     """The process-wide PresenceStore (connection rows live in the users' partitions of DEVICES_TABLE)."""
     return PresenceStore(get_table_client(get_settings().devices_table))

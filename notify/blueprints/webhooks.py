@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import azure.functions as func
 
 from notify.telemetry import get_telemetry
 from notify.webhooks import DispatchResult, WebhookDispatcher
 from shared.clients import get_queue_client, pooled_session
+from shared.once import process_wide
 from shared.settings import get_settings
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -25,7 +24,7 @@ def process_webhook_message(msg: func.QueueMessage, dispatcher: WebhookDispatche
     return dispatcher.dispatch(msg.get_body())
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_webhook_dispatcher() -> WebhookDispatcher:
     """The process-wide dispatcher built from :func:`get_settings`."""
     settings = get_settings().webhooks
