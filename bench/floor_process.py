@@ -1,4 +1,8 @@
-"""The benchmark's side of a floor child process: start it, read its ready line, stop it, read its result."""
+"""The benchmark's side of a floor child process: start it, read its ready line, stop it, read its result.
+
+:class:`FloorProcess` runs a bare floor (``python -m bench.<kind>_floor``); :class:`HostedFloor` runs the
+guarantee floor as a Functions app (``bench/hosted_floor/``) in the local Functions host, like the notifier.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.floor_base import READY_PREFIX
+from devstack.functions_host.process import start_functions_host_process
 from devstack.stack import REPO_ROOT
 
 MODULES = {"guarantee": "bench.guarantee_floor", "presence": "bench.presence_floor"}
+HOSTED_FLOOR_APP = REPO_ROOT / "bench" / "hosted_floor"
+HOSTED_FLOOR_SETTINGS = HOSTED_FLOOR_APP / "floor.settings.json"
 
 
 class FloorProcess:
@@ -93,3 +100,42 @@ class FloorProcess:
         reader.start()
         reader.join(timeout)
         return lines[0].strip() if lines else ""
+
+
+class HostedFloor:
+    """The guarantee floor's Functions app in a local Functions host process, reading ``queue``.
+
+    ``environ`` holds the floor's ``BENCH_*`` settings (:func:`bench.floor_base.floor_environment`) and the
+    host's: ``AzureWebJobsStorage``, ``WebPubSubConnectionString``, ``WebPubSubHub`` and any
+    ``AzureFunctionsJobHost__...`` override. Web PubSub ``ack`` events are served on :attr:`webhook_port`
+    (the host's port, ``/runtime/webhooks/webpubsub``).
+    """
+
+    kind = "hosted"
+
+    def __init__(self, environ: Mapping[str, str], queue: str, deadlines: str, ack_timeout: int) -> None:
+        env = {**environ, "BENCH_QUEUE": queue, "BENCH_DEADLINES": deadlines,
+               "BENCH_ACK_TIMEOUT": str(ack_timeout)}
+        self.host = start_functions_host_process(HOSTED_FLOOR_APP, port=0, env=env,
+                                                 settings_file=HOSTED_FLOOR_SETTINGS)
+
+    @property
+    def pid(self) -> int:
+        """The host's process id (for its CPU time)."""
+        return self.host.process.pid
+
+    @property
+    def webhook_port(self) -> int:
+        """The host's port, where it serves the Web PubSub webhook."""
+        return self.host.port
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM (in-flight invocations drain); return the failed invocations, as a floor's result line."""
+        self.host.stop()
+        error_types: dict[str, int] = {}
+        for line in self.host.log_lines:
+            if line.startswith("Exception: "):  # the line after a failed invocation's "Result: Failure"
+                name = line[len("Exception: "):].split(":", 1)[0].strip()
+                error_types[name] = error_types.get(name, 0) + 1
+        failed = sum(1 for line in self.host.log_lines if "(Failed," in line)
+        return {"errors": failed, "error_types": error_types}

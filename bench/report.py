@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.figures import BenchResult, PathFigures, SystemFigures
+from bench.figures import BenchResult, SystemFigures
 from bench.request_table import cost_rows, price_lines
 from bench.request_table import render_markdown as render_requests_markdown
 from bench.request_table import render_text as render_requests_text
@@ -50,22 +50,34 @@ def _row(path: str, system: str, figures: SystemFigures) -> list[str]:
     ]
 
 
-def _ratio_row(path: PathFigures) -> list[str]:
-    return [path.path, "notifier/guarantee floor", f"{path.throughput_ratio:.2f}", f"{path.p50_ratio:.2f}",
-            "", "", f"{path.cpu_ratio:.2f}", ""]
+HOSTED_FLOOR = "guarantee floor (Functions host)"
+BARE_FLOOR = "guarantee floor (bare process)"
+TARGET_RATIOS = "notifier/hosted floor (targets)"
+BARE_RATIOS = "notifier/bare floor (reference)"
+HOST_SHARE = "hosted - bare floor (the host's share)"
+
+
+def _ratio_row(path: str, label: str, throughput: float, p50: float, cpu: float) -> list[str]:
+    return [path, label, f"{throughput:.2f}", f"{p50:.2f}", "", "", f"{cpu:.2f}", ""]
 
 
 HEADERS = ["path", "system", "notif/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/notif", "delivered"]
 
 
 def table_rows(result: BenchResult) -> list[list[str]]:
-    """The rows of the main table (two systems and their ratio per path)."""
+    """The rows of the main table per path: the four systems, the ratios to both guarantee floors (the
+    hosted one is the targets' reference) and the host's CPU share (hosted minus bare floor)."""
     rows: list[list[str]] = []
     for path in result.paths:
         rows.append(_row(path.path, "notifier", path.notifier))
-        rows.append(_row(path.path, "guarantee floor", path.guarantee_floor))
+        rows.append(_row(path.path, HOSTED_FLOOR, path.hosted_floor))
+        rows.append(_row(path.path, BARE_FLOOR, path.guarantee_floor))
         rows.append(_row(path.path, "presence floor", path.presence_floor))
-        rows.append(_ratio_row(path))
+        rows.append(_ratio_row(path.path, TARGET_RATIOS, path.throughput_ratio, path.p50_ratio,
+                               path.cpu_ratio))
+        bare = path.bare_floor_ratios()
+        rows.append(_ratio_row(path.path, BARE_RATIOS, bare["throughput"], bare["p50"], bare["cpu"]))
+        rows.append([path.path, HOST_SHARE, "", "", "", "", f"{path.host_cpu_ms:+.2f}", ""])
     return rows
 
 
@@ -125,7 +137,8 @@ def render_markdown(result: BenchResult, history: str = "") -> str:
                   f"{count.ack_timeout_s} s, counted in {count.seconds:.0f} s "
                   "(`python -m bench --requests`). Columns: calls per notification by service and "
                   "operation; `q get` counts messages received (one get per message at low load); idle "
-                  "polls are excluded; `vs guarantee` is the difference in total from the guarantee floor; "
+                  "polls are excluded; `vs guarantee` is the difference in total from the guarantee floor "
+                  "(counted as a bare process: in the Functions host it makes the same SDK calls); "
                   "`$/M notif` is USD per million notifications at the list prices below.", ""]
         lines += render_requests_markdown(count)
         lines += ["", "### Cost per million notifications (USD, usage beyond the included quotas)", ""]
@@ -160,7 +173,9 @@ def _figures_markdown(result: BenchResult) -> list[str]:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(result)]
     lines += ["", "Throughput: draining a pre-filled queue. Latency: enqueue → client receive (realtime)",
-              "or enqueue → push recorded by the Notification Hubs sink (push), at a paced load.", ""]
+              "or enqueue → push recorded by the Notification Hubs sink (push), at a paced load. The targets",
+              "compare the notifier with the guarantee floor run in the same local Functions host; the bare",
+              "floor process is a reference (hosted minus bare: the host's own CPU per notification).", ""]
     lines += ["## CPU per notification, one thread, messages one by one", "",
               "| path | own code (ms) | all code, thread CPU (ms) | HTTP requests | "
               "profiled self time by part (ms) | samples |",
@@ -190,8 +205,9 @@ def _history_row(data: dict[str, Any]) -> list[str]:
         if path is None:
             cells += ["", "", ""]
             continue
-        # Runs before the guarantee floor existed have one "floor": the presence floor.
-        systems = [path.get("notifier"), path.get("guarantee_floor"),
+        # Runs before the guarantee floor existed have one "floor": the presence floor; runs before the
+        # hosted floor have no "hosted_floor".
+        systems = [path.get("notifier"), path.get("hosted_floor"), path.get("guarantee_floor"),
                    path.get("presence_floor", path.get("floor"))]
         cells += [_each(systems, lambda s: s["throughput_per_s"]),
                   _each(systems, lambda s: s["latency"]["p50_ms"]),
@@ -212,7 +228,8 @@ def render_history(directory: Path = RESULTS_DIR) -> str:
     if not runs:
         return ""
     lines = [
-        "Each cell: notifier / guarantee floor / presence floor (runs before the guarantee floor: \"-\").",
+        "Each cell: notifier / guarantee floor in the Functions host / guarantee floor as a bare process / "
+        "presence floor (\"-\": a floor the run did not have yet).",
         "",
         "| run (UTC) | N/K | realtime notif/s | realtime p50 ms | realtime CPU ms/notif | push notif/s "
         "| push p50 ms | push CPU ms/notif | own CPU ms realtime / push |",

@@ -6,11 +6,13 @@ holds the stack's Functions port, so that Web PubSub's events always cross it; o
 host and the floors send all their HTTP through it too.
 
 Then per timed path (realtime, then push), in one run and against the same stack, for the notifier, the
-guarantee floor (:mod:`bench.guarantee_floor`) and the presence floor (:mod:`bench.presence_floor`):
+guarantee floor as a Functions app in the local Functions host (``bench/hosted_floor/``: the reference of
+the targets), the same floor as a bare process (:mod:`bench.guarantee_floor`: the host's share is the
+difference) and the presence floor (:mod:`bench.presence_floor`):
 
-1. **throughput**: N notifications are enqueued while the consumer is stopped (the host) or not yet started
-   (a floor, on its own queue), then it drains them; throughput = deliveries per second between the first
-   and the last delivery; the consumer process's CPU over the same time;
+1. **throughput**: N notifications are enqueued while the consumer is stopped (the notifier's host) or not
+   yet started (a floor, on its own queue), then it drains them; throughput = deliveries per second between
+   the first and the last delivery; the consumer process's CPU over the same time;
 2. **latency**: after a few primer notifications (so no consumer starts from an idle polling back-off), M
    notifications enqueued at a steady rate (a fraction of the notifier's throughput, the same rate for
    all); latency = enqueue → client receive (realtime) or → push recorded by the Notification Hubs sink.
@@ -40,7 +42,7 @@ from azure.storage.queue import QueueClient
 from bench.clients import AckingClients
 from bench.figures import BenchResult, OwnCpu, PathFigures, SystemFigures
 from bench.floor_base import floor_environment
-from bench.floor_process import FloorProcess
+from bench.floor_process import FloorProcess, HostedFloor
 from bench.producer import enqueue, plan
 from bench.report import machine_description
 from bench.request_count import COUNT_ACK_TIMEOUT, RequestCounter
@@ -63,7 +65,11 @@ SETTINGS_FILE = REPO_ROOT / "local.settings.json.example"
 HOST_QUEUE_PREFIX = "AzureFunctionsJobHost__extensions__queues__"
 PRIMERS = 5
 HOST_WORKER_THREADS = 32  # the local host's (and the Python worker's default maximum) thread pool
-FLOORS = ("guarantee", "presence")
+# The hosted guarantee floor first: its phases are the nearest in time to the notifier's, which it is the
+# reference of (a shared machine's load drifts over minutes).
+FLOORS = ("hosted", "guarantee", "presence")
+ACKING_FLOORS = ("hosted", "guarantee")
+FLOOR_NAMES = {"hosted": "hosted guarantee", "guarantee": "bare guarantee", "presence": "presence"}
 
 
 @dataclass(frozen=True)
@@ -246,19 +252,29 @@ class Bench:
             self._last_realtime_send = time.time()
         return _figures(produced.sent_at, done, len(items), cpu_s=None)
 
-    @contextlib.contextmanager
-    def _floor(self, kind: str, queue_name: str) -> Iterator[FloorProcess]:
-        """A floor process reading ``queue_name``; the guarantee floor also gets the realtime users' acks."""
+    def _start_floor(self, kind: str, queue_name: str) -> FloorProcess | HostedFloor:
+        """A floor reading ``queue_name``: a bare process, or (``hosted``) a Functions host process."""
         name = "benchfloor" + uuid.uuid4().hex[:8]
         environ = floor_environment(self.storage, self.stack.webpubsub.connection_string,
                                     self.stack.notification_hubs.connection_string, HUB,
                                     self.values["DEVICES_TABLE"], name)
+        if kind == "hosted":
+            # The host's settings as the notifier gets them: the stack's, and the same host.json overrides.
+            overrides = {k: v for k, v in self.app_env.items() if k.startswith(HOST_QUEUE_PREFIX)}
+            return HostedFloor({**environ, **self.stack.environment(), **overrides}, queue_name,
+                               name + "deadlines", self.options.ack_timeout)
         options = {"concurrency": str(HOST_WORKER_THREADS), "batch-size": str(self.batch_size),
                    "new-batch-threshold": str(self.threshold), "max-polling-ms": str(self.polling_ms)}
-        floor = FloorProcess(kind, environ, queue_name, name + "deadlines", self.options.ack_timeout, options)
+        return FloorProcess(kind, environ, queue_name, name + "deadlines", self.options.ack_timeout, options)
+
+    @contextlib.contextmanager
+    def _floor(self, kind: str, queue_name: str) -> Iterator[FloorProcess | HostedFloor]:
+        """A floor reading ``queue_name``; a guarantee floor also gets the realtime users' acks (the tap
+        routes their user events to its webhook, or to its host's Web PubSub webhook)."""
+        floor = self._start_floor(kind, queue_name)
         assert self.clients is not None
         start, acks_before = self.tap.mark(), self.clients.acks_sent
-        if kind == "guarantee":
+        if kind in ACKING_FLOORS:
             self.tap.route_events(self.realtime_users, (HOST, floor.webhook_port))
         try:
             yield floor
@@ -267,8 +283,8 @@ class Bench:
             self.tap.unroute_events(self.realtime_users)
             outcome = floor.stop()
             if outcome.get("errors"):
-                self.notes.append(f"the {kind} floor made {outcome['errors']} failed attempts (retried): "
-                                  f"{outcome.get('error_types', {})}")
+                self.notes.append(f"the {FLOOR_NAMES[kind]} floor made {outcome['errors']} failed attempts "
+                                  f"(retried): {outcome.get('error_types', {})}")
 
     def _settle_acks(self, start: int, acks_before: int, timeout: float = 15.0) -> None:
         """Wait until every ack the clients sent since ``start`` was answered (at most ``timeout``)."""
@@ -308,7 +324,7 @@ class Bench:
     def floor_phases(self, kind: str, path: str, rate: float) -> tuple[SystemFigures, SystemFigures]:
         """One floor process: drain N pre-enqueued notifications (throughput, CPU), then the paced run."""
         assert self.clients is not None
-        self.clients.ack = kind == "guarantee"  # the presence floor has no ack handling
+        self.clients.ack = kind in ACKING_FLOORS  # the presence floor has no ack handling
         self._clear_sink(path)
         items = plan(self._users(path), self.options.notifications, f"fd{kind[0]}-{path}")
         queue_name = self._floor_queue()
@@ -342,8 +358,9 @@ class Bench:
         for kind in FLOORS:
             drains[kind], paced[kind] = self.floor_phases(kind, path, rate)
         self._clear_sink(path)
-        self.notes.append(f"{path}: saturated (drain) latency p50 " + ", ".join(
-            f"{name} {drains[name].latency.p50_ms:.0f} ms" for name in ("notifier", *FLOORS))
+        self.notes.append(f"{path}: saturated (drain) latency p50 notifier "
+                          f"{drains['notifier'].latency.p50_ms:.0f} ms, " + ", ".join(
+            f"{FLOOR_NAMES[name]} {drains[name].latency.p50_ms:.0f} ms" for name in FLOORS)
             + " (includes the time waiting in the pre-filled queue)")
 
         def combined(name: str) -> SystemFigures:
@@ -352,8 +369,9 @@ class Bench:
                                  drain.process_cpu_ms_per_notification, drain.delivered + steady.delivered,
                                  drain.expected + steady.expected)
 
-        return PathFigures(path, combined("notifier"), combined("guarantee"), combined("presence"),
-                           producer_rate, rate)
+        return PathFigures(path, notifier=combined("notifier"), hosted_floor=combined("hosted"),
+                           guarantee_floor=combined("guarantee"), presence_floor=combined("presence"),
+                           producer_per_s=producer_rate, paced_rate_per_s=rate)
 
     def own_cpu(self, path: str) -> OwnCpu:
         """The notifier's own CPU per notification on ``path`` (child process under a profiler)."""

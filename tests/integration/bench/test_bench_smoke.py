@@ -53,7 +53,8 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert data["settings"]["concurrency"] == 24  # host.json: batchSize 16 + newBatchThreshold 8
     assert [p["path"] for p in data["paths"]] == ["realtime", "push"]
     for path in data["paths"]:
-        for system in ("notifier", "guarantee_floor", "presence_floor"):
+        assert path["ratios_against"] == "hosted_floor"
+        for system in ("notifier", "hosted_floor", "guarantee_floor", "presence_floor"):
             figures = path[system]
             # 20 drained + 10 paced per system: every notification reached the client or the push sink
             assert figures["delivered"] == figures["expected"] == 30, (path["path"], system)
@@ -83,7 +84,8 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert requests["realtime"] > requests["push"] > 0
     assert own["realtime"]["profiled_ms_by_category"]["own"] > 0
 
-    assert "notifier/guarantee floor" in completed.stdout
+    assert "notifier/hosted floor (targets)" in completed.stdout
+    assert "notifier/bare floor (reference)" in completed.stdout
     assert completed.stdout.startswith("bench: starting")
     assert "Requests per notification, counted at the wire" in completed.stdout
     text = doc.read_text(encoding="utf-8")
