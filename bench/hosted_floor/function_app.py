@@ -8,17 +8,17 @@ lines). Settings: ``BENCH_QUEUE``, ``BENCH_DEADLINES``, ``BENCH_ACK_TIMEOUT``, t
 
 import json
 import os
-from functools import lru_cache
 
 import azure.functions as func
 
 from bench.floor_base import Services
 from bench.guarantee_floor import GuaranteeFloor
+from shared.once import process_wide
 
 app = func.FunctionApp()
 
 
-@lru_cache(maxsize=1)
+@process_wide  # as the app's notifier: the first batch's invocations start together and build one
 def floor() -> GuaranteeFloor:
     """The process's floor, its clients built on first use."""
     services = Services(os.environ)
