@@ -80,6 +80,31 @@ from typing import Any
 from notify.model import Delivery
 from notify.preferences import ALLOW, Gate, GateKind
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _evolve[D](obj: D, **changes: Any) -> D:
+    """``dataclasses.replace`` for this module's frozen dataclasses, without running ``__init__`` again.
+
+    A decision copies its 25-field state a dozen times, and the generated ``__init__`` was most of what
+    that cost. Every dataclass here sets all its fields in ``__init__`` and has no ``__post_init__``, so the
+    instance's attributes with the changes applied are the object replace() would build; an unknown name
+    still raises TypeError.
+    """
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # D is one of the dataclasses here
+        names = _FIELD_NAMES.setdefault(cls, frozenset(f.name for f in fields))
+    unknown = changes.keys() - names
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+    copy = object.__new__(cls)
+    attributes = vars(copy)
+    attributes.update(vars(obj))
+    attributes.update(changes)
+    return copy
+
 
 class Status(StrEnum):
     """Where a notification's delivery stands (the headline of the record)."""
@@ -250,7 +275,7 @@ class DeliveryState:
     def with_channel(self, channel: Channel, state: ChannelState) -> DeliveryState:
         """A copy with ``channel`` replaced."""
         changes: dict[str, Any] = {channel.value: state}
-        return dataclasses.replace(self, **changes)
+        return _evolve(self, **changes)
 
     def may_send(self, channel: Channel, claim_id: str) -> bool:
         """True when the handling ``claim_id`` may make ``channel``'s send: it holds the unsent claim, or
@@ -539,7 +564,7 @@ def decide(state: DeliveryState, event: Event, now: float, rules: Rules) -> Tran
     user = getattr(event, "user", None)
     connections = user.connections if isinstance(user, UserView) else None
     sent = _decide_one(step.state, RealtimeSent(claim_id, connections), now, rules)
-    return dataclasses.replace(step, state=sent.state, recorded_ahead=sent.recorded)
+    return _evolve(step, state=sent.state, recorded_ahead=sent.recorded)
 
 
 def sent_ahead(state: DeliveryState, claim_id: str) -> bool:
@@ -577,8 +602,8 @@ def _unsend_ahead(state: DeliveryState, channel: Channel, claim_id: str) -> Deli
     if channel is not Channel.REALTIME or not sent_ahead(state, claim_id) or state.seen:
         return state
     status = Status.RETRYING if state.failing_since > 0 else Status.ACCEPTED
-    unsent = dataclasses.replace(state.realtime, sent_at=0.0)
-    return dataclasses.replace(state.with_channel(Channel.REALTIME, unsent), status=status)
+    unsent = _evolve(state.realtime, sent_at=0.0)
+    return _evolve(state.with_channel(Channel.REALTIME, unsent), status=status)
 
 
 def _decide_one(state: DeliveryState, event: Event, now: float, rules: Rules) -> Transition:
@@ -588,15 +613,15 @@ def _decide_one(state: DeliveryState, event: Event, now: float, rules: Rules) ->
     if after is state or after == state:
         return step
     if after.recover_at != state.recover_at and (
-        dataclasses.replace(after, recover_at=state.recover_at) == state
+        _evolve(after, recover_at=state.recover_at) == state
     ):
         return step  # only the recovery moment changed (the pass found nothing stuck): no timeline entry
     # Every changed state says when the recovery pass should look at it if nothing else happens.
     due = recovery_due(after, rules)
     if due != after.recover_at:
-        step = dataclasses.replace(step, state=dataclasses.replace(after, recover_at=due))
+        step = _evolve(step, state=_evolve(after, recover_at=due))
     recorded = _recorded(step, now)
-    return dataclasses.replace(step, state=recorded, recorded=recorded.timeline[-1])
+    return _evolve(step, state=recorded, recorded=recorded.timeline[-1])
 
 
 def recovery_due(state: DeliveryState, rules: Rules) -> float:
@@ -663,7 +688,7 @@ def new_state(
         details["expiresAt"] = expires_at
         reason += f", expires {max(0.0, expires_at - accepted_at):.0f} s after acceptance"
     entry = TimelineEntry(0, accepted_at, "accepted", Status.ACCEPTED.value, reason, details)
-    return dataclasses.replace(state, timeline=(entry,))
+    return _evolve(state, timeline=(entry,))
 
 
 def _recorded(step: Transition, now: float) -> DeliveryState:
@@ -677,7 +702,7 @@ def _recorded(step: Transition, now: float) -> DeliveryState:
     kept = (*timeline, entry)
     if len(kept) > MAX_TIMELINE_ENTRIES:
         kept = (kept[0], *kept[-(MAX_TIMELINE_ENTRIES - 1):])
-    return dataclasses.replace(step.state, timeline=kept)
+    return _evolve(step.state, timeline=kept)
 
 
 _CHANNEL_WORDS = {Channel.REALTIME: "in-app", Channel.PUSH: "push", Channel.RETRACT: "retract"}
@@ -690,7 +715,7 @@ def _words(channels: list[Channel]) -> str:
 def _because(step: Transition, why: str, details: Mapping[str, Detail] | None = None) -> Transition:
     """``step`` with why it happened in front of its reason, and ``details`` added."""
     merged = {**step.details, **(details or {})}
-    return dataclasses.replace(step, reason=f"{why}: {step.reason}", details=merged)
+    return _evolve(step, reason=f"{why}: {step.reason}", details=merged)
 
 
 def _nothing(name: str, reason: str, state: DeliveryState) -> Transition:
@@ -715,7 +740,7 @@ def _expire(state: DeliveryState, ctx: _Context) -> Transition:
     return Transition(
         "expired",
         f"the time to live ran out {late:.0f} s before the notification could be sent",
-        dataclasses.replace(state, status=status),
+        _evolve(state, status=status),
         (RecordOutcome("none", "expired"),),
         {"expiresAt": state.expires_at or 0.0},
     )
@@ -755,7 +780,7 @@ def _send_once(
         return Transition("busy", f"{channel} claimed by another handler", state, (later,))
     claimed = state.with_channel(channel, ChannelState(claim_id, ctx.now))
     if claimed.retry_at and channel is not Channel.RETRACT:  # the scheduled retry is being made now
-        claimed = dataclasses.replace(claimed, retry_at=0.0)
+        claimed = _evolve(claimed, retry_at=0.0)
     return Transition("claim", f"claim {channel}", claimed, (_send(channel, claim_id),))
 
 
@@ -763,14 +788,14 @@ def _with_status(state: DeliveryState, status: Status, keep: tuple[Status, ...] 
     """``state`` with ``status``, unless a seen headline (or one of ``keep``) should stay."""
     if state.status in (Status.ACKED, Status.READ, Status.RETRACTED, *keep):
         return state
-    return dataclasses.replace(state, status=status)
+    return _evolve(state, status=status)
 
 
 def _suppress(state: DeliveryState, channel: Channel, gate: Gate) -> Transition:
     # A muted in-app message suppresses the delivery only when nothing else may follow (realtime only).
     only_channel = channel is Channel.PUSH or state.delivery is Delivery.REALTIME
     status = Status.SUPPRESSED if only_channel else state.status
-    next_state = dataclasses.replace(_with_status(state, status), suppressed_rule=gate.rule)
+    next_state = _evolve(_with_status(state, status), suppressed_rule=gate.rule)
     if next_state == state:
         return _nothing("suppressed", f"{channel} suppressed by {gate.rule} (recorded before)", state)
     return Transition(
@@ -783,10 +808,10 @@ def _defer(state: DeliveryState, gate: Gate, claim_id: str, ctx: _Context) -> Tr
     """Defer the push to ``gate.until`` with a delayed deadline message (one chain of them at a time)."""
     own_wake = state.deferred_until > 0 and ctx.now >= state.deferred_until - ctx.rules.defer_slack_seconds
     schedule = gate.until != state.deferred_until or state.deferred_by == claim_id or own_wake
-    next_state = dataclasses.replace(_with_status(state, Status.DEFERRED), deferred_until=gate.until)
+    next_state = _evolve(_with_status(state, Status.DEFERRED), deferred_until=gate.until)
     if not schedule:
         return _nothing("deferred", "push already deferred to the same time", state)
-    next_state = dataclasses.replace(next_state, deferred_by=claim_id)
+    next_state = _evolve(next_state, deferred_by=claim_id)
     # One second past the end, so that the wake-up finds the quiet hours over.
     delay = max(1, math.ceil(gate.until - ctx.now) + 1)
     return Transition(
@@ -820,7 +845,7 @@ def _push_step(
         return _defer(state, user.push, claim_id, ctx)
     if not user.has_devices:
         no_devices = state.with_channel(Channel.PUSH, ChannelState(claim_id, ctx.now, ctx.now))
-        no_devices = dataclasses.replace(
+        no_devices = _evolve(
             _with_status(no_devices, Status.NO_DEVICES), push_outcome=PushOutcome.NO_DEVICES
         )
         return Transition(
@@ -852,7 +877,7 @@ def _retract_step(state: DeliveryState, claim_id: str, ctx: _Context) -> Transit
 def _and_retract(step: Transition, claim_id: str, ctx: _Context) -> Transition:
     """``step`` followed by the retract's claim, named after ``step``: the timeline and the webhooks show
     what happened (``read``, ``acked``, ``push-sent``), the reason adds the retract."""
-    return dataclasses.replace(step.then(_retract_step(step.state, claim_id, ctx)), name=step.name)
+    return _evolve(step.then(_retract_step(step.state, claim_id, ctx)), name=step.name)
 
 
 def _arrived(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
@@ -902,8 +927,8 @@ def _arrived_auto(state: DeliveryState, event: Arrived, ctx: _Context) -> Transi
         step = _because(step, "the user is offline", {"fallback": "offline"})
     if user.online and user.in_app.kind is not GateKind.ALLOW and step.state.status is not Status.EXPIRED:
         rule = step.state.suppressed_rule or user.in_app.rule
-        noted = dataclasses.replace(step.state, suppressed_rule=rule)
-        return dataclasses.replace(
+        noted = _evolve(step.state, suppressed_rule=rule)
+        return _evolve(
             step, reason=f"in-app suppressed by {user.in_app.rule}; {step.reason}", state=noted
         )
     return step
@@ -955,7 +980,7 @@ def _seen(kind: str) -> Handler:
                     details["connectionId"] = event.connection_id
             if state.pushed:
                 reason += " (after the push went out)"
-            first = Transition(kind, reason, dataclasses.replace(state, **changes),
+            first = Transition(kind, reason, _evolve(state, **changes),
                                (RecordOutcome(channel, kind),), details)
         if _retract_due(first.state):
             return _and_retract(first, event.claim_id, ctx)
@@ -968,14 +993,14 @@ def _mark_sent(state: DeliveryState, channel: Channel, ctx: _Context) -> Deliver
     current = state.channel(channel)
     if current.sent:
         return state
-    return state.with_channel(channel, dataclasses.replace(current, sent_at=ctx.now))
+    return state.with_channel(channel, _evolve(current, sent_at=ctx.now))
 
 
 def _realtime_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     assert isinstance(event, RealtimeSent)
     next_state = _mark_sent(state, Channel.REALTIME, ctx)
     if next_state.status in (Status.ACCEPTED, Status.RETRYING):
-        next_state = dataclasses.replace(next_state, status=Status.SENT_REALTIME)
+        next_state = _evolve(next_state, status=Status.SENT_REALTIME)
     actions: list[Action] = [RecordOutcome(Channel.REALTIME.value, "sent")]
     if (
         state.delivery is Delivery.AUTO
@@ -999,7 +1024,7 @@ def _push_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     if state.push.sent:  # recorded already (our own write whose answer was lost, or a late duplicate)
         step = Transition("push-sent", "the push was recorded before", state, (record,))
     else:
-        next_state = dataclasses.replace(
+        next_state = _evolve(
             _with_status(_mark_sent(state, Channel.PUSH, ctx), Status(event.outcome.value)),
             push_outcome=event.outcome,
             nh_notification_id=event.nh_notification_id or state.nh_notification_id,
@@ -1023,7 +1048,7 @@ def _retract_sent(state: DeliveryState, event: Event, ctx: _Context) -> Transiti
     assert isinstance(event, RetractSent)
     if not state.pushed:
         return _nothing("ignored", "nothing was pushed, so nothing was retracted", state)
-    next_state = dataclasses.replace(_mark_sent(state, Channel.RETRACT, ctx), status=Status.RETRACTED)
+    next_state = _evolve(_mark_sent(state, Channel.RETRACT, ctx), status=Status.RETRACTED)
     return Transition(
         "retracted", "the silent retract push went out", next_state,
         (RecordOutcome(Channel.RETRACT.value, "retracted"),),
@@ -1039,7 +1064,7 @@ def _send_failed(state: DeliveryState, event: Event, ctx: _Context) -> Transitio
     if step.name == "realtime-failed" and step.state != state:
         details["fallback"] = "realtime-failed"
     error = f" ({event.error})" if event.error else ""
-    return dataclasses.replace(step, reason=step.reason.replace("permanently", f"permanently{error}", 1)
+    return _evolve(step, reason=step.reason.replace("permanently", f"permanently{error}", 1)
                                if "permanently" in step.reason else step.reason + error,
                                details={**step.details, **details})
 
@@ -1059,7 +1084,7 @@ def _send_failed_step(state: DeliveryState, event: SendFailed, ctx: _Context) ->
             "retract-failed", "the retract failed permanently; the push stays", released, (record,)
         )
     reason = f"the {event.channel} send failed permanently" + (f": {event.error}" if event.error else "")
-    failed = dataclasses.replace(
+    failed = _evolve(
         _with_status(state, Status.FAILED), reason=reason, last_error=event.error or state.last_error
     )
     if event.channel is Channel.PUSH or state.delivery is Delivery.REALTIME:
@@ -1109,7 +1134,7 @@ def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Tran
     error = event.error or f"the {event.channel} send failed transiently"
     failing_since = state.failing_since or ctx.now
     attempts = state.attempts + 1
-    base = dataclasses.replace(
+    base = _evolve(
         released, last_error=error, failing_since=failing_since, attempts=attempts, retry_at=0.0
     )
     if _expired(state, ctx):  # the TTL wins: an expired notification is not retried
@@ -1124,11 +1149,11 @@ def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Tran
             f"gave up after {attempts} attempts in {ctx.now - failing_since:.0f} s (retry horizon "
             f"{ctx.rules.retry_horizon_seconds} s); last error: {error}"
         )
-        poisoned = dataclasses.replace(
+        poisoned = _evolve(
             base, reason=reason, retry_claim_id=event.claim_id, poisoned_at=ctx.now
         )
         if headline:
-            poisoned = dataclasses.replace(poisoned, status=Status.POISONED)
+            poisoned = _evolve(poisoned, status=Status.POISONED)
         return Transition(
             "poisoned", reason, poisoned,
             (RecordOutcome(event.channel.value, "poisoned", logging.ERROR), Poison(reason)),
@@ -1137,9 +1162,9 @@ def _send_interrupted(state: DeliveryState, event: Event, ctx: _Context) -> Tran
     delay = _retry_delay(state, event, ctx)
     latest = min(horizon_end, state.expires_at if state.expires_at is not None else math.inf)
     delay = max(1, min(delay, math.ceil(latest - ctx.now)))
-    retrying = dataclasses.replace(base, retry_at=ctx.now + delay, retry_claim_id=event.claim_id)
+    retrying = _evolve(base, retry_at=ctx.now + delay, retry_claim_id=event.claim_id)
     if headline:
-        retrying = dataclasses.replace(retrying, status=Status.RETRYING)
+        retrying = _evolve(retrying, status=Status.RETRYING)
     return Transition(
         "retry-scheduled",
         f"the {event.channel} send failed transiently ({error}); attempt {attempts + 1} in {delay} s",
@@ -1153,7 +1178,7 @@ def _still_to_send(state: DeliveryState) -> bool:
     if state.status in _ENDED:
         return False
     if state.status is Status.POISONED:
-        return bool(_still_pending(dataclasses.replace(state, status=Status.RETRYING)))
+        return bool(_still_pending(_evolve(state, status=Status.RETRYING)))
     return bool(_still_pending(state))
 
 
@@ -1171,7 +1196,7 @@ def _retry_delay(state: DeliveryState, event: SendInterrupted, ctx: _Context) ->
 def _retry_due(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
     """A retry (or a replay of a poisoned notification) arrived: send what is still to send."""
     assert isinstance(event, Arrived)
-    base = dataclasses.replace(state, status=Status.RETRYING)
+    base = _evolve(state, status=Status.RETRYING)
     if state.delivery is Delivery.AUTO and state.realtime.sent and not state.seen and not _retract_due(state):
         step = _push_step(base, event.claim_id, event.user, ctx, via_deadline=False)  # the push fallback
     else:
@@ -1207,7 +1232,7 @@ def _recovered(state: DeliveryState, event: Event, ctx: _Context) -> Transition:
         # Nothing to re-drive now: look again when the row is due (if it is due later), else stop looking
         # until the next change says when.
         due = recovery_due(state, ctx.rules)
-        idle = dataclasses.replace(state, recover_at=due if due > ctx.now else 0.0)
+        idle = _evolve(state, recover_at=due if due > ctx.now else 0.0)
         return Transition("recovery-idle", f"nothing to re-drive ({step.reason})", idle, step.actions)
     return Transition("recovered", f"re-driven by the recovery pass: {step.reason}", step.state, step.actions)
 

@@ -73,3 +73,20 @@ def test_a_record_carrying_its_state_decodes_nothing_and_one_read_decodes_its_ro
     read = DeliveryRecord(entity, "etag")
     assert read.state.status.value == "failed" and read.state.timeline == ()
     assert read.columns == state_columns(read.state)
+
+
+def test_the_machine_s_copies_are_what_dataclasses_replace_builds() -> None:
+    from notify.delivery_machine import _evolve
+
+    for state, now in REACHABLE[:300]:
+        for changes in ({}, {"status": state.status, "acked_at": now}, {"timeline": (), "reason": "x"}):
+            copy = _evolve(state, **changes)
+            expected = dataclasses.replace(state, **changes)
+            assert copy == expected and copy.timeline == expected.timeline and copy is not state
+            assert vars(copy) == vars(expected)
+    try:
+        _evolve(REACHABLE[0][0], acked=1.0)
+    except TypeError as exc:
+        assert "acked" in str(exc)
+    else:
+        raise AssertionError("an unknown field must raise")
