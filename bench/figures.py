@@ -126,6 +126,12 @@ class OwnCpu:
     http_requests_per_notification: float = 0.0
     profiled_ms_by_category: dict[str, float] = field(default_factory=dict)  # own, azure_sdk, ...
     top: list[dict[str, Any]] = field(default_factory=list)  # [{"function", "ms"}] of own code
+    floor_total_ms: float | None = None  # the guarantee floor's thread CPU, measured the same way
+
+    @property
+    def floor_ratio(self) -> float | None:
+        """Thread CPU per notification, notifier / guarantee floor (one message at a time), if measured."""
+        return ratio(self.unprofiled_total_ms, self.floor_total_ms) if self.floor_total_ms else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

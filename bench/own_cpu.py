@@ -14,6 +14,13 @@ message is followed by what the host later runs for it: ``handle_ack`` (the clie
   and other, and HTTP requests are counted.
 
 Receiving and deleting the queue message (the host's work) is outside the measurement. Prints one JSON line.
+
+``--floor-deadlines Q`` also builds the guarantee floor (settings from
+:func:`bench.floor_base.floor_environment`) and, in the unprofiled half, hands each message to both, in
+alternating order, measuring each one's thread CPU (``GuaranteeFloor.notification``, then on the realtime
+path ``ack`` and ``deadline``: what its hosted app's triggers call). Paired message by message in one
+process, with no GIL contention and no host, the ratio does not drift with the machine's load between two
+measurements, as the drains' process CPU does.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import os
 import pstats
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,46 +104,85 @@ def _take(queue: QueueClient, count: int) -> list[QueueMessage]:
     return messages
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the profiling child process."""
-    parser = argparse.ArgumentParser(prog="python -m bench.own_cpu")
-    parser.add_argument("--path", choices=("realtime", "push"), required=True)
-    parser.add_argument("--queue", required=True)
-    parser.add_argument("--count", type=int, required=True)
-    args = parser.parse_args(argv)
-
+def _notifier_handler(path: str) -> Callable[[str, bytes], None]:
+    """The app's handling of one message (and on ``realtime`` its ack and deadline), as the host runs it."""
     from notify.blueprints.notifier import get_notifier, process_notification_message
     from shared.clients import get_queue_client
     from shared.settings import get_settings
 
     notifier = get_notifier()
     poison = get_queue_client(get_settings().notifications_queue + "-poison", binary=True)
+
+    def handle(message_id: str, body: bytes) -> None:
+        process_notification_message(func.QueueMessage(id=message_id, body=body), notifier, poison)
+        if path == "realtime":
+            document = json.loads(body)
+            notifier.handle_ack(document["userId"], document["notificationId"])
+            notifier.handle_deadline(document["userId"], document["notificationId"])
+
+    return handle
+
+
+def _floor_handler(path: str, deadlines: str, ack_timeout: int) -> Callable[[str, bytes], None]:
+    """The guarantee floor's handling of the same (its hosted app's triggers call exactly these)."""
+    from bench.floor_base import Services
+    from bench.guarantee_floor import GuaranteeFloor
+
+    services = Services(os.environ)
+    floor = GuaranteeFloor(services, services.queue(deadlines), ack_timeout)
+
+    def handle(_message_id: str, body: bytes) -> None:
+        document = json.loads(body)
+        floor.notification(document)
+        if path == "realtime":
+            floor.ack(document["userId"], document["notificationId"])
+            floor.deadline(document)
+
+    return handle
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the profiling child process."""
+    parser = argparse.ArgumentParser(prog="python -m bench.own_cpu")
+    parser.add_argument("--path", choices=("realtime", "push"), required=True)
+    parser.add_argument("--queue", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--floor-deadlines", help="measure the guarantee floor too (its deadlines queue)")
+    parser.add_argument("--ack-timeout", type=int, default=5, help="the floor's ack timeout")
+    args = parser.parse_args(argv)
+
     storage = os.environ["AzureWebJobsStorage"]  # noqa: SIM112 - the app setting's own name
     queue = QueueClient.from_connection_string(storage, args.queue)
+    notifier = _notifier_handler(args.path)
+    floor = None
+    if args.floor_deadlines:
+        floor = _floor_handler(args.path, args.floor_deadlines, args.ack_timeout)
     messages = _take(queue, args.count + WARMUP)
 
     failures: list[str] = []
 
-    def handle(message: QueueMessage) -> None:
-        body = base64.b64decode(message.content)
+    def handle(message: QueueMessage, handler: Callable[[str, bytes], None] = notifier) -> float:
+        """Thread CPU seconds of ``handler`` on ``message``."""
+        started = time.thread_time()
         try:
-            process_notification_message(func.QueueMessage(id=message.id, body=body), notifier, poison)
-            if args.path == "realtime":
-                document = json.loads(body)
-                notifier.handle_ack(document["userId"], document["notificationId"])
-                notifier.handle_deadline(document["userId"], document["notificationId"])
+            handler(message.id, base64.b64decode(message.content))
         except Exception as exc:  # noqa: BLE001 - the host would retry the message; reported, not fatal
             failures.append(type(exc).__name__ + (f" ({exc.__cause__!r})" if exc.__cause__ else ""))
+        return time.thread_time() - started
 
     for message in messages[:WARMUP]:
         handle(message)
+        if floor is not None:
+            handle(message, floor)
     measured = messages[WARMUP:]
     half = len(measured) // 2
-    unprofiled = 0.0
-    for message in measured[:half]:
-        started = time.thread_time()
-        handle(message)
-        unprofiled += time.thread_time() - started
+    unprofiled = floor_cpu = 0.0
+    for index, message in enumerate(measured[:half]):
+        if floor is not None and index % 2:
+            floor_cpu += handle(message, floor)
+        unprofiled += handle(message)
+        if floor is not None and not index % 2:
+            floor_cpu += handle(message, floor)
     # The default (wall) clock: a CPU-clock timer is a system call per profiler event and inflates self
     # times several-fold; on a loaded machine the wall clock inflates them too (preemption), so compare runs
     # made while the machine is quiet.
@@ -156,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "profiled_ms_by_category": {k: v * 1000 / profiled for k, v in sorted(summary.by_category.items())},
         "http_requests_per_notification": summary.http_requests / profiled,
         "unprofiled_total_ms": unprofiled * 1000 / max(half, 1),
+        "floor_total_ms": floor_cpu * 1000 / max(half, 1) if floor is not None else None,
         "top": [{"function": name, "ms": t * 1000 / profiled} for name, t in summary.own_functions[:8]],
     }), flush=True)
     return 0

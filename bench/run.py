@@ -17,7 +17,8 @@ difference) and the presence floor (:mod:`bench.presence_floor`):
    notifications enqueued at a steady rate (a fraction of the notifier's throughput, the same rate for
    all); latency = enqueue → client receive (realtime) or → push recorded by the Notification Hubs sink.
 
-Then the notifier's own CPU per notification is measured under a profiler (:mod:`bench.own_cpu`).
+Then CPU per notification one message at a time (:mod:`bench.own_cpu`): the notifier's, with its own code
+under a profiler, and the guarantee floor's code on the same messages, paired with it.
 """
 
 from __future__ import annotations
@@ -374,19 +375,25 @@ class Bench:
                            producer_per_s=producer_rate, paced_rate_per_s=rate)
 
     def own_cpu(self, path: str) -> OwnCpu:
-        """The notifier's own CPU per notification on ``path`` (child process under a profiler)."""
+        """CPU per notification on ``path``, one message at a time (child process): the notifier's, its own
+        code under a profiler, and the guarantee floor's code on the same messages, paired with it."""
         samples = self.options.profile_samples
         queue_name = "benchprofile" + uuid.uuid4().hex[:12]
         items = plan(self._users(path), samples + 5, f"cpu-{path}")
         enqueue(self.storage, queue_name, items, self.options.producers)
-        env = {**os.environ, **self.values, **self.stack.environment(), **self.app_env,
+        records = "benchfloorcpu" + uuid.uuid4().hex[:8]
+        floor_env = floor_environment(self.storage, self.stack.webpubsub.connection_string,
+                                      self.stack.notification_hubs.connection_string, HUB,
+                                      self.values["DEVICES_TABLE"], records)
+        env = {**os.environ, **self.values, **self.stack.environment(), **self.app_env, **floor_env,
                "PYTHONPATH": str(REPO_ROOT)}
         assert self.clients is not None
         self.clients.ack = False  # the child acks in-process, as part of the measured work
         try:
             completed = subprocess.run(
                 [sys.executable, "-m", "bench.own_cpu", "--path", path, "--queue", queue_name,
-                 "--count", str(samples)],
+                 "--count", str(samples), "--floor-deadlines", records + "deadlines",
+                 "--ack-timeout", str(self.options.ack_timeout)],
                 cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                 timeout=self.options.phase_timeout, check=False,
             )
@@ -400,6 +407,7 @@ class Bench:
                               f"(the host would retry them): {sorted(set(data['failures']))[:3]}")
         if path == "realtime":
             self._last_realtime_send = time.time()
+        floor = data.get("floor_total_ms")
         return OwnCpu(
             path=path,
             samples=int(data["samples"]),
@@ -408,6 +416,7 @@ class Bench:
             http_requests_per_notification=float(data["http_requests_per_notification"]),
             profiled_ms_by_category={k: float(v) for k, v in data["profiled_ms_by_category"].items()},
             top=list(data["top"]),
+            floor_total_ms=float(floor) if floor is not None else None,
         )
 
 

@@ -83,6 +83,8 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path: Path) -> None:
     requests = {path: own[path]["http_requests_per_notification"] for path in own}
     assert requests["realtime"] > requests["push"] > 0
     assert own["realtime"]["profiled_ms_by_category"]["own"] > 0
+    # the guarantee floor's code measured one message at a time too (ack and deadline cost it CPU)
+    assert own["realtime"]["floor_total_ms"] > own["push"]["floor_total_ms"] > 0
 
     assert "notifier/hosted floor (targets)" in completed.stdout
     assert "notifier/bare floor (reference)" in completed.stdout

@@ -33,7 +33,8 @@ def _result() -> BenchResult:
     for system, reads in (("notifier", 4), ("guarantee floor", 2), ("presence floor", 0)):
         result.requests.rows.append(PathRequests(system, PATHS[0], 2, {"table read": reads, "queue put": 2}))
     result.own_cpu.append(OwnCpu("realtime", 8, 0.25, 12.0, 10.0, {"own": 0.25, "azure_sdk": 7.5},
-                                 [{"function": "notify/notifier.py:1(handle)", "ms": 0.1}]))
+                                 [{"function": "notify/notifier.py:1(handle)", "ms": 0.1}],
+                                 floor_total_ms=8.0))
     return result
 
 
@@ -139,3 +140,13 @@ def test_history_lists_every_kept_run_oldest_first(tmp_path: Path) -> None:
     assert table[7].startswith("| 2026-01-03T00:00:00 |")
     assert table[6].endswith("| 0.25 |")  # own CPU of the realtime path only
     assert render_history(tmp_path / "empty") == ""
+
+
+def test_cpu_one_message_at_a_time_is_shown_against_the_floor_code_measured_the_same_way() -> None:
+    result = _result()
+    text = render_table(result)
+    assert "12.00 ms thread CPU of all code (guarantee floor's code 8.00 ms: 1.50 x)" in text
+    markdown = render_markdown(result)
+    assert "| realtime | 0.250 | 12.00 | 8.00 | 1.50 |" in markdown
+    without = OwnCpu("push", 8, 0.25, 12.0, 10.0)  # runs before the floor's code was measured
+    assert without.floor_ratio is None
