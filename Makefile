@@ -37,7 +37,7 @@ help:
 	@echo "make dev    run Azurite, the Web PubSub and Notification Hubs emulators and the function app locally"
 	@echo "make demo   run the end-to-end demo against make dev (or a private stack it starts)"
 	@echo "make test   run the linters, the type checker and every test"
-	@echo "make bench  measure the notifier against two floors on a private local stack (docs/PERFORMANCE.md)"
+	@echo "make bench  measure the notifier against the floors on a private local stack (docs/PERFORMANCE.md)"
 	@echo "make bench-requests  requests per notification by path, counted at the wire (about 20 s)"
 	@echo "make deps   install the Python venv and the npm packages (done by the targets above)"
 
