@@ -253,12 +253,16 @@ class Bench:
             self._last_realtime_send = time.time()
         return _figures(produced.sent_at, done, len(items), cpu_s=None)
 
+    def _floor_environment(self, records_table: str) -> dict[str, str]:
+        """A floor's settings on this stack, its rows in ``records_table``."""
+        return floor_environment(self.storage, self.stack.webpubsub.connection_string,
+                                 self.stack.notification_hubs.connection_string, HUB,
+                                 self.values["DEVICES_TABLE"], records_table)
+
     def _start_floor(self, kind: str, queue_name: str) -> FloorProcess | HostedFloor:
         """A floor reading ``queue_name``: a bare process, or (``hosted``) a Functions host process."""
         name = "benchfloor" + uuid.uuid4().hex[:8]
-        environ = floor_environment(self.storage, self.stack.webpubsub.connection_string,
-                                    self.stack.notification_hubs.connection_string, HUB,
-                                    self.values["DEVICES_TABLE"], name)
+        environ = self._floor_environment(name)
         if kind == "hosted":
             # The host's settings as the notifier gets them: the stack's, and the same host.json overrides.
             overrides = {k: v for k, v in self.app_env.items() if k.startswith(HOST_QUEUE_PREFIX)}
@@ -382,10 +386,8 @@ class Bench:
         items = plan(self._users(path), samples + 5, f"cpu-{path}")
         enqueue(self.storage, queue_name, items, self.options.producers)
         records = "benchfloorcpu" + uuid.uuid4().hex[:8]
-        floor_env = floor_environment(self.storage, self.stack.webpubsub.connection_string,
-                                      self.stack.notification_hubs.connection_string, HUB,
-                                      self.values["DEVICES_TABLE"], records)
-        env = {**os.environ, **self.values, **self.stack.environment(), **self.app_env, **floor_env,
+        env = {**os.environ, **self.values, **self.stack.environment(), **self.app_env,
+               **self._floor_environment(records),
                "PYTHONPATH": str(REPO_ROOT)}
         assert self.clients is not None
         self.clients.ack = False  # the child acks in-process, as part of the measured work

@@ -89,8 +89,9 @@ class DeliveryRecord:
     """A snapshot of one delivery row, with the ETag it was read at.
 
     A row this process has just written carries the state it wrote and that state's columns
-    (:func:`written_state`), so that deciding on it again decodes nothing and its next write compares
-    against columns already built; a row read from the table decodes its columns on first use.
+    (:func:`written_state`), so that its next write compares against columns already built and deciding on
+    it again decodes nothing (unless the columns could not hold the state whole); a row read from the table
+    decodes its columns on first use.
     """
 
     entity: Mapping[str, Any]
@@ -110,7 +111,7 @@ class DeliveryRecord:
     @functools.cached_property
     def state(self) -> DeliveryState:
         """The decision-relevant state of the row (decoded once: a handling consults it several times)."""
-        if self.written is not None:
+        if self.written is not None and self.written.exact:
             return self.written.state
         return state_from_entity(self.entity)
 
@@ -244,20 +245,19 @@ def _timeline_text(timeline: Iterable[TimelineEntry]) -> tuple[str, bool]:
 
 @dataclass(frozen=True)
 class WrittenState:
-    """A state as this process wrote it: the state and its columns (:func:`state_columns`)."""
+    """A state as this process writes it: the state, its columns (:func:`state_columns`), and whether the
+    row reads back as that state (``exact``: the columns shorten a long error text and drop old timeline
+    entries beyond :data:`MAX_TIMELINE_CHARS`; a row written so decodes to something else)."""
 
     state: DeliveryState
     columns: Mapping[str, Any]
+    exact: bool
 
 
-def written_state(state: DeliveryState) -> WrittenState | None:
-    """``state`` with its columns, or None when the row would not read back as ``state``.
-
-    The columns shorten a long error text and drop old timeline entries beyond :data:`MAX_TIMELINE_CHARS`;
-    a row written so decodes differently from ``state``, so its record decodes the row instead.
-    """
+def written_state(state: DeliveryState) -> WrittenState:
+    """``state`` with its columns, built once for the write and for the record it leaves."""
     columns, exact = _state_columns(state)
-    return WrittenState(state, columns) if exact else None
+    return WrittenState(state, columns, exact)
 
 
 def _insert_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
@@ -381,7 +381,7 @@ class DeliveryStore:
             PENDING: notification.inbox,
         }
         written = written_state(state)
-        entity.update(_insert_columns(written.columns if written is not None else state_columns(state)))
+        entity.update(_insert_columns(written.columns))
         if notification.traceparent:
             entity["traceparent"] = notification.traceparent
         try:
@@ -418,8 +418,7 @@ class DeliveryStore:
         """
         before = record.columns
         written = written_state(state)
-        after = written.columns if written is not None else state_columns(state)
-        fields = {k: v for k, v in after.items() if before.get(k) != v}
+        fields = {k: v for k, v in written.columns.items() if before.get(k) != v}
         if not fields:
             return record
         entity = {"PartitionKey": record.entity["PartitionKey"], "RowKey": record.entity["RowKey"], **fields}

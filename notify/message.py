@@ -20,7 +20,6 @@ from notify.model import Delivery, Notification
 from notify.push_templates import (
     PushOptions,
     check_payload_size,
-    payload_may_exceed_limit,
     template_properties,
 )
 from shared.errors import InvalidMessageError
@@ -131,8 +130,7 @@ def parse_message(body: bytes, queue_message_id: str | None = None) -> Notificat
         # The largest the property bag gets: no TTL ("2419200s") and the longer priority name.
         properties = template_properties(notification, PushOptions("normal"), now=0.0)
         try:
-            if payload_may_exceed_limit(properties):
-                check_payload_size(properties)
+            check_payload_size(properties)
         except InvalidMessageError as exc:
             raise InvalidMessageError(
                 f"{exc.message}; shorten title, body or data, or send it with delivery 'realtime'",

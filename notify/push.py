@@ -17,7 +17,6 @@ from notify.push_templates import (
     check_payload_size,
     notification_headers,
     notification_tags,
-    payload_may_exceed_limit,
     retract_headers,
     retract_properties,
     retract_tags,
@@ -62,8 +61,7 @@ class PushSender:
         """
         badge = self._unread_count(notification.user_id) if self._unread_count else None
         properties = template_properties(notification, options, self._clock(), badge)
-        if payload_may_exceed_limit(properties):  # else no rendering can reach the limit
-            check_payload_size(properties)
+        check_payload_size(properties)
         result = self._nh.send_template(
             properties,
             notification_tags(user_tag(notification.user_id)),

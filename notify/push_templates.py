@@ -247,8 +247,8 @@ def _template_shapes() -> tuple[tuple[int, dict[str, int]], ...]:
 
 
 def payload_may_exceed_limit(properties: Mapping[str, str]) -> bool:
-    """False when no rendering can reach the push limit, so the exact check (:func:`check_payload_size`)
-    can be skipped (a bag with a badge always needs the exact check).
+    """False when no rendering can reach the push limit, so the exact check can be skipped (a bag with a
+    badge always needs it).
 
     A rendered payload is the template with each ``$(name)`` replaced by the property as a JSON string body,
     which is at most 6 bytes per UTF-8 byte (a ``\\u00XX`` escape).
@@ -263,7 +263,12 @@ def payload_may_exceed_limit(properties: Mapping[str, str]) -> bool:
 
 
 def check_payload_size(properties: Mapping[str, str]) -> None:
-    """Raise InvalidMessageError when the rendered payload exceeds the 4 KB PNS limit on any platform."""
+    """Raise InvalidMessageError when the rendered payload exceeds the 4 KB PNS limit on any platform.
+
+    Renders only when :func:`payload_may_exceed_limit` says a rendering could reach the limit.
+    """
+    if not payload_may_exceed_limit(properties):
+        return
     for platform in SUPPORTED_PLATFORMS:
         size = len(render_payload(platform, properties).encode("utf-8"))
         if size > PNS_PAYLOAD_LIMIT_BYTES:

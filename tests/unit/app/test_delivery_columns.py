@@ -34,7 +34,7 @@ def test_every_reachable_state_reads_back_from_its_columns() -> None:
     assert len(REACHABLE) > 1500
     for state, _ in REACHABLE:
         written = written_state(state)
-        assert written is not None, state
+        assert written.exact, state
         assert dict(written.columns) == state_columns(state)
         decoded = state_from_entity(row_of(state, dict(written.columns)))
         assert decoded == state, state
@@ -44,7 +44,6 @@ def test_every_reachable_state_reads_back_from_its_columns() -> None:
 def test_an_insert_leaving_out_default_columns_reads_back_the_same() -> None:
     for state, _ in REACHABLE:
         written = written_state(state)
-        assert written is not None
         kept = {k: v for k, v in written.columns.items() if k == "status" or v not in ("", 0, 0.0)}
         decoded = state_from_entity(row_of(state, kept))
         assert decoded == state and decoded.timeline == state.timeline, state
@@ -52,20 +51,23 @@ def test_an_insert_leaving_out_default_columns_reads_back_the_same() -> None:
 
 def test_a_state_whose_columns_are_shortened_is_not_carried() -> None:
     state = REACHABLE[-1][0]
-    assert written_state(dataclasses.replace(state, last_error="x" * MAX_ERROR_CHARS)) is not None
-    assert written_state(dataclasses.replace(state, last_error="x" * (MAX_ERROR_CHARS + 1))) is None
-    assert written_state(dataclasses.replace(state, reason="y" * (MAX_ERROR_CHARS + 1))) is None
+    assert written_state(dataclasses.replace(state, last_error="x" * MAX_ERROR_CHARS)).exact
+    assert not written_state(dataclasses.replace(state, last_error="x" * (MAX_ERROR_CHARS + 1))).exact
+    assert not written_state(dataclasses.replace(state, reason="y" * (MAX_ERROR_CHARS + 1))).exact
     long_entry = TimelineEntry(1, 2.0, "claim", "accepted", "r" * 5_000)
     short = (TimelineEntry(0, 1.0, "accepted", "accepted", "new"), *[long_entry] * 3)
-    assert written_state(dataclasses.replace(state, timeline=short)) is not None
+    assert written_state(dataclasses.replace(state, timeline=short)).exact
     too_long = (short[0], *[long_entry] * (MAX_TIMELINE_CHARS // 5_000 + 1))
-    assert written_state(dataclasses.replace(state, timeline=too_long)) is None
+    shortened = written_state(dataclasses.replace(state, timeline=too_long))
+    assert not shortened.exact
+    # Not carried: its record decodes the row it wrote (the timeline as shortened), not the state given.
+    record = DeliveryRecord(row_of(state, dict(shortened.columns)), "etag", shortened)
+    assert len(record.state.timeline) < len(too_long) and record.columns is shortened.columns
 
 
 def test_a_record_carrying_its_state_decodes_nothing_and_one_read_decodes_its_row() -> None:
     state = REACHABLE[-1][0]
     written = written_state(state)
-    assert written is not None
     # A row whose columns say something else: a carried record must not look at them.
     entity = row_of(state, {**state_columns(state), "status": "failed", "timeline": "[]"})
     carried = DeliveryRecord(entity, "etag", written)
