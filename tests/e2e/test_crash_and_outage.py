@@ -113,9 +113,11 @@ def arrange_hung_sends(
     """A user with ten pushes hanging in Notification Hubs and every other received notification pushed.
 
     With ten in flight (more than host.json's newBatchThreshold of 8) the host fetches nothing more: the
-    rest of the stream stays in the queue, and no message is between its receipt and its delivery row at
-    the kill. On a machine so loaded that the hangs end before that state is seen, the arrangement is
-    started again with a new user (it is the test's precondition, not the behaviour under test).
+    rest of the stream stays in the queue. The host must also hold exactly the ten hung messages (every
+    pushed one deleted), seen twice in a row: a message received in the last batch whose delivery row is
+    not yet written would otherwise be claimed after the check and be an eleventh mid-send at the kill.
+    On a machine so loaded that the hangs end before that state is seen, the arrangement is started again
+    with a new user (it is the test's precondition, not the behaviour under test).
     """
     for _ in range(ARRANGE_TRIES):
         user = "kill-" + uuid.uuid4().hex[:10]
@@ -127,12 +129,22 @@ def arrange_hung_sends(
         def hung_and_settled(user: str = user, device: str = device) -> bool:
             found, pushed = rows(target, user), pushes(stack, device)
             hung = [r for r in found.values() if r.get("pushClaimedAt", 0) and not r.get("pushSentAt", 0)]
-            return len(hung) == HUNG and len(found) - HUNG == sum(pushed.values()) and (
-                min(r.get("pushClaimedAt", 0) for r in hung) + HANG_SECONDS - time.time() > KILL_MARGIN
+            total, visible = queue_counts(target)
+            return (
+                len(hung) == HUNG
+                and total - visible == HUNG
+                and len(found) - HUNG == sum(pushed.values())
+                and min(r.get("pushClaimedAt", 0) for r in hung) + HANG_SECONDS - time.time() > KILL_MARGIN
             )
 
+        def hung_and_settled_twice() -> bool:
+            if not hung_and_settled():
+                return False
+            time.sleep(0.3)
+            return hung_and_settled()
+
         with contextlib.suppress(StepFailed):
-            wait_until(hung_and_settled, HANG_SECONDS, "ten pushes did not hang while the others went out")
+            wait_until(hung_and_settled_twice, HANG_SECONDS, "ten pushes did not hang while the others went out")
             return user, device, first
         stack.notification_hubs.clear_faults()
 
@@ -155,12 +167,12 @@ def test_sigkill_mid_stream_delays_nothing_beyond_the_lease_plus_a_pass_and_lose
     killed_at = time.time()
     at_kill = rows(target, user)
     in_flight = {n for n, r in at_kill.items() if r.get("pushClaimedAt", 0) and not r.get("pushSentAt", 0)}
-    assert len(in_flight) == HUNG
     received = len(at_kill)
 
     second = [producer.send(user, f"k{i}", "kill test", delivery="push") for i in range(BEFORE_KILL, 30)]
-    stack.functions_host = start_host(stack, SCALED)
+    stack.functions_host = start_host(stack, SCALED)  # before any assertion: the module's next test needs it
     ready_at = time.time()
+    assert len(in_flight) == HUNG
     everything = set(first + second)
     wait_until(lambda: set(pushes(stack, device)) >= everything, 60, "not every notification was pushed")
     wait_until(lambda: all(r["status"] == "pushed" for r in rows(target, user).values()), 30,
