@@ -144,7 +144,7 @@ def arrange_hung_sends(
             return hung_and_settled()
 
         with contextlib.suppress(StepFailed):
-            wait_until(hung_and_settled_twice, HANG_SECONDS, "ten pushes did not hang while the others went out")
+            wait_until(hung_and_settled_twice, HANG_SECONDS, "ten pushes did not hang, the others sent")
             return user, device, first
         stack.notification_hubs.clear_faults()
 
