@@ -100,6 +100,11 @@ def poison_count(target: DemoTarget) -> int:
             return 0
 
 
+def mid_send(found: dict[str, dict[str, Any]]) -> set[str]:
+    """The notifications whose push is claimed but not recorded as sent."""
+    return {n for n, r in found.items() if r.get("pushClaimedAt", 0) and not r.get("pushSentAt", 0)}
+
+
 def queue_counts(target: DemoTarget) -> tuple[int, int]:
     """(messages in the notifications queue, of which visible now)."""
     with target.queue("NOTIFICATIONS_QUEUE") as queue:
@@ -128,7 +133,7 @@ def arrange_hung_sends(
 
         def hung_and_settled(user: str = user, device: str = device) -> bool:
             found, pushed = rows(target, user), pushes(stack, device)
-            hung = [r for r in found.values() if r.get("pushClaimedAt", 0) and not r.get("pushSentAt", 0)]
+            hung = [found[n] for n in mid_send(found)]
             total, visible = queue_counts(target)
             return (
                 len(hung) == HUNG
@@ -166,7 +171,7 @@ def test_sigkill_mid_stream_delays_nothing_beyond_the_lease_plus_a_pass_and_lose
     old_host.kill()  # SIGKILL: nothing is released, nothing drains
     killed_at = time.time()
     at_kill = rows(target, user)
-    in_flight = {n for n, r in at_kill.items() if r.get("pushClaimedAt", 0) and not r.get("pushSentAt", 0)}
+    in_flight = mid_send(at_kill)
     received = len(at_kill)
 
     second = [producer.send(user, f"k{i}", "kill test", delivery="push") for i in range(BEFORE_KILL, 30)]
